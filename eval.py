@@ -1,0 +1,93 @@
+"""FID / KID / IS of generated images against real images (clean-fid Inception; see docs/evaluation.md).
+
+Example (the paper's protocol, after sampling 10,000 `random`-viewset novel views):
+    python eval.py --real_images_dir data/imagenet/train \
+        --fake_images_dir samples/imagenet128/viewset_random_steps_u1000_c50_guidance3.0/results \
+        --num_samples 10000 --use_real_images_cache
+
+Caches (`<tmp_dir>/<name>.npz`): with --use_real_images_cache / --use_fake_images_cache an
+existing cache is reused (it must match mode, size, extractor and image list), a missing one
+is computed and saved; without the flag the features are recomputed, a missing cache is
+saved and an existing one is left unchanged; --overwrite_cache recomputes and replaces.
+Results: a table on stdout and one JSON line appended to `<metrics_dir>/<fake cache name>.jsonl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+
+from ivid.metrics import METRIC_CHOICES, MODES, DEFAULT_MODE, default_cache_name, evaluate_folders
+from ivid.utils.io import atomic_write
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--real_images_dir", help="real images, searched recursively (not needed for --metrics is)")
+    p.add_argument("--fake_images_dir", required=True, help="generated images, each image_size x image_size")
+    p.add_argument("--tmp_dir", default=os.path.join("metrics", "cache"), help="folder of the feature caches")
+    p.add_argument("--image_size", type=int, default=128, help="real images are centre-cropped and resized to this")
+    p.add_argument("--num_samples", type=int, default=None, help="seeded choice of fake images (default: all)")
+    p.add_argument("--real_images_cache_name", default=None, help="default: <real dir tail>_<mode>_<size>")
+    p.add_argument("--fake_images_cache_name", default=None, help="default: <fake dir tail>_<mode>_<size>")
+    p.add_argument("--use_real_images_cache", action="store_true", help="reuse the real cache if it exists")
+    p.add_argument("--use_fake_images_cache", action="store_true", help="reuse the fake cache if it exists")
+    p.add_argument("--overwrite_cache", action="store_true", help="recompute and replace the caches")
+    p.add_argument("--metrics", nargs="+", choices=METRIC_CHOICES, default=None,
+                   help="default: fid kid is (fid kid in legacy_pytorch mode)")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="clean-fid mode")
+    p.add_argument("--inception_weights", default=None, help="local inception-2015-12-05.pt (offline use)")
+    p.add_argument("--metrics_dir", default="metrics", help="where <fake cache name>.jsonl is appended")
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1), help="image loader processes")
+    p.add_argument("--seed", type=int, default=0, help="fake sub-sample, KID subsets, IS shuffle")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+    return p.parse_args(argv)
+
+
+def format_table(scores: dict) -> str:
+    """Two-column text table of the scores."""
+    lines = [f"{'metric':<10} {'value':>14}", f"{'-' * 10} {'-' * 14}"]
+    lines += [f"{key:<10} {value:>14.6g}" for key, value in scores.items()]
+    return "\n".join(lines)
+
+
+def append_jsonl(path: str, record: dict) -> None:
+    """Append one JSON line to ``path`` (the whole file is rewritten atomically)."""
+    previous = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            previous = f.read()
+        if previous and not previous.endswith(b"\n"):
+            previous += b"\n"
+    with atomic_write(path, "wb") as f:
+        f.write(previous + (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None) -> dict:
+    """Run the evaluation; ``feature_extractor`` / ``logits_extractor`` replace clean-fid's Inception (tests)."""
+    metrics = args.metrics or (["fid", "kid"] if args.mode == "legacy_pytorch" else ["fid", "kid", "is"])
+    real_name = args.real_images_cache_name
+    if real_name is None and args.real_images_dir:
+        real_name = default_cache_name(args.real_images_dir, args.mode, args.image_size)
+    fake_name = args.fake_images_cache_name or default_cache_name(args.fake_images_dir, args.mode, args.image_size)
+    report = evaluate_folders(
+        args.real_images_dir, args.fake_images_dir, metrics, args.image_size, args.num_samples, feature_extractor,
+        args.tmp_dir, real_name, fake_name, args.overwrite_cache, args.device, args.batch_size, args.seed,
+        mode=args.mode, logits_extractor=logits_extractor, inception_weights=args.inception_weights,
+        use_real_cache=args.use_real_images_cache, use_fake_cache=args.use_fake_images_cache,
+        num_workers=args.num_workers, verbose=not args.quiet)
+    print(format_table(report.scores))
+    record = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "scores": report.scores, "settings": report.settings, "args": vars(args)}
+    out = os.path.join(args.metrics_dir, f"{fake_name}.jsonl")
+    append_jsonl(out, record)
+    print(f"appended to {out}")
+    return report.scores
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,88 @@
+"""Sample 3D-aware multiview images: G_u draws the first view, G_c every further one.
+
+Examples::
+
+    python inference/sample.py                                  # released ImageNet-128 models, 3x9 views, seeds 0-8
+    python inference/sample.py --viewset random --num_samples 10000 --output_dir samples/fid
+    python inference/sample.py --preset demo --viewset 360      # the small demo models of this project
+    python inference/sample.py --input_image photo.jpg --viewset 3x9   # image to 3D (depth from MiDaS)
+    python inference/sample.py --viewset my_views.json          # JSON list of [yaw, pitch] or 4x4 modelviews
+
+Outputs go to ``<output_dir>/viewset_<v>_steps_u<su>_c<sc>_guidance<g>/`` with
+``grids/``, ``conds/``, ``results/`` and ``scenes/`` (see ``ivid.sampling.outputs``);
+render the scenes with ``inference/render.py --scene_dir <run>/scenes``.
+
+Viewsets: ``uncond`` (first view only), ``random`` (one random novel view: yaw
+0.3 N(0,1), pitch 0.15 N(0,1), per sample from its seed), ``3x9`` (yaws 0, +-.15,
++-.3, +-.45, +-.6 times pitches 0, +-.15), ``360`` (20 yaws over a full turn at
+pitch 0, generated outward from the front alternately right and left: 0, +s, -s,
++2s, ... with s = 18 deg, each new view one step from an existing one so most of
+it is conditioned), ``360x3`` (those yaws times pitches 0, +-.15), or a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from ivid.sampling.run import PRESETS, SampleRequest, run_sampling
+
+_D = SampleRequest()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config_uncond", default=_D.config_uncond, help="config of G_u (unconditional RGBD)")
+    p.add_argument("--config_cond", default=_D.config_cond, help="config of G_c (conditional RGBD)")
+    p.add_argument("--ckpt_uncond", default=_D.ckpt_uncond, help="G_u weights (released files download when missing)")
+    p.add_argument("--ckpt_cond", default=_D.ckpt_cond, help="G_c weights (released files download when missing)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="use bundled models instead: demo = configs/demo_*.json + ckpts/demo/{uncond,cond}.pt")
+    p.add_argument("--output_dir", default=_D.output_dir)
+    p.add_argument("--seeds", default=_D.seeds, help="seeds, e.g. '0-8,12' (inclusive ranges)")
+    p.add_argument("--num_samples", type=int, default=None, help="sample seeds 0..N-1, files named %%05d (overrides --seeds)")
+    p.add_argument("--classes", default=None,
+                   help="mod (seed %% num_classes), uniform (i %% num_classes), random, null, or a list '1,207'; "
+                        "default mod, or null with --input_image")
+    p.add_argument("--viewset", default=_D.viewset, help="uncond, random, 3x9, 360, 360x3 or a JSON viewset file")
+    p.add_argument("--steps_uncond", type=int, default=_D.steps_uncond, help=">= 1000: DDPM, else DDIM steps")
+    p.add_argument("--steps_cond", type=int, default=_D.steps_cond, help="DDIM steps of G_c")
+    p.add_argument("--guidance", type=float, default=_D.guidance, help="classifier-free guidance strength")
+    p.add_argument("--batchsize", type=int, default=_D.batchsize, help="samples per batch (per device)")
+    p.add_argument("--fov", type=float, default=_D.fov, help="field of view, degrees")
+    p.add_argument("--near", type=float, default=_D.near, help="near plane of the depth code")
+    p.add_argument("--far", type=float, default=_D.far, help="far plane of the depth code")
+    p.add_argument("--atol", type=float, default=_D.atol, help="depth discontinuity tolerance (absolute)")
+    p.add_argument("--rtol", type=float, default=_D.rtol, help="depth discontinuity tolerance (on 1/depth)")
+    p.add_argument("--erode_rgb", type=int, default=_D.erode_rgb, help="colour erosion radius near discontinuities")
+    p.add_argument("--replace_rgb", type=float, default=_D.replace_rgb, help="DDIM replace_rgb weight (0 = off)")
+    p.add_argument("--replace_depth", type=float, default=_D.replace_depth, help="DDIM replace_depth weight (0 = off)")
+    p.add_argument("--constrain_depth", type=float, default=_D.constrain_depth,
+                   help="DDIM constrain_depth weight (0 = off; needs replace_depth)")
+    p.add_argument("--eta", type=float, default=_D.eta, help="DDIM eta")
+    p.add_argument("--input_image", default=None, help="image to 3D: this photo replaces G_u's first view")
+    p.add_argument("--input_depth", default=None, help="the photo's MiDaS disparity (.npz, arr_0); else MiDaS runs")
+    p.add_argument("--midas_ckpt", default=_D.midas_ckpt, help="MiDaS dpt_beit_large_512 weights (image to 3D)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: every visible GPU, else CPU")
+    p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> str:
+    fields = {f.name for f in dataclasses.fields(SampleRequest)}
+    options = {k: v for k, v in vars(args).items() if k in fields}
+    request = SampleRequest(**options, progress=not args.no_progress)
+    run_dir = run_sampling(request)
+    print(f"samples written to {run_dir}")
+    return run_dir
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except KeyboardInterrupt:
+        sys.exit("interrupted (files already queued were written)")
+    except (ValueError, FileNotFoundError, OSError) as err:
+        sys.exit(f"error: {err}")

@@ -1,0 +1,52 @@
+"""Training data: RGBD datasets (G_u), warped pairs (G_c), low/high-res pairs (SR), toy scenes.
+
+- ``DATASETS``: the config registry (``dataset.name`` -> class), built as
+  ``Cls(data_dir, **dataset.args)``.
+- Load failures travel with the batch: :func:`pop_failures` / :class:`FailureLog`.
+- Warp pairs on the training device: ``dataset.build_warp_batch(batch, device)``
+  for datasets built with ``warp_on_device=True`` (or :func:`build_warp_batch`).
+- ``ivid.data.toy`` (imported on demand): the procedural RGBD dataset generator.
+"""
+
+from .datasets import (
+    SEED_KEY,
+    ImageNet,
+    ImageNetSR,
+    ImageNetWarp,
+    SingleCategory,
+    SingleCategorySR,
+    SingleCategoryWarp,
+    sample_seed,
+)
+from .failures import FAILURES_KEY, FailureLog, pop_failures
+from .index import DataLayoutError
+from .preprocess import DataFileError, disparity_to_depth_code
+from .warp_pairs import build_warp_batch
+
+DATASETS = {
+    "ImageNet": ImageNet,
+    "ImageNetWarp": ImageNetWarp,
+    "ImageNetSR": ImageNetSR,
+    "SingleCategory": SingleCategory,
+    "SingleCategoryWarp": SingleCategoryWarp,
+    "SingleCategorySR": SingleCategorySR,
+}
+
+__all__ = [
+    "DATASETS",
+    "ImageNet",
+    "ImageNetWarp",
+    "ImageNetSR",
+    "SingleCategory",
+    "SingleCategoryWarp",
+    "SingleCategorySR",
+    "FAILURES_KEY",
+    "SEED_KEY",
+    "FailureLog",
+    "pop_failures",
+    "build_warp_batch",
+    "sample_seed",
+    "disparity_to_depth_code",
+    "DataLayoutError",
+    "DataFileError",
+]

@@ -1,0 +1,282 @@
+"""Training datasets: RGBD images (G_u), warped pairs (G_c), low/high-res pairs (SR).
+
+Built as ``Cls(data_dir, **dataset_args)`` from a config's ``dataset`` section
+(``RUNTIME_ARGS = ("data_dir",)``). Folder layout and ``dataset.json``: see
+:mod:`ivid.data.index`; preprocessing: :mod:`ivid.data.preprocess`.
+
+Samples (tensors float32, ``S = image_size``; [-1, 1] when ``normalize`` /
+``normalize_depth``, else [0, 1]):
+
+- ``ImageNet`` / ``SingleCategory``: ``x_0`` (4, S, S).
+- ``*Warp``: ``x_0``, ``y`` (4, S, S; masked pixels -1), ``mask``, ``mask_rgb``
+  (1, S, S; 0/1), ``pose`` (2,) = (theta, phi) of the random camera. With
+  ``warp_on_device=True`` only ``x_0`` and ``seed`` (int): the trainer builds the
+  rest on its device with :meth:`_WarpDataset.build_warp_batch`.
+- ``*SR``: ``x_0`` (4, S, S) and ``y`` (4, s, s), s = ``image_size_lr``.
+- ImageNet layout only: ``classes`` (int, sorted-wnid index).
+- Always: ``failures`` (str): files that could not be read while producing this
+  sample, one ``"path: reason"`` per line (see :mod:`ivid.data.failures`).
+
+Reproducibility: every random draw of sample ``index`` comes from a generator
+seeded with ``sample_seed(seed, epoch, index)``; call :meth:`set_epoch` before
+creating each epoch's DataLoader iterator (not with ``persistent_workers``).
+An unreadable file is replaced by another index chosen deterministically from
+(seed, epoch, index, attempt); after ``max_consecutive_failures`` failures in a
+row a ``RuntimeError`` stops training.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .augment import check_augments, draw_blur_sigma, gaussian_blur3
+from .failures import FAILURES_KEY, format_failures
+from .index import load_or_build_index
+from .preprocess import DEPTH_MODES, DataFileError, load_rgbd01, normalize_rgbd, unnormalize_rgbd
+from .warp_pairs import build_warp_batch, build_warp_pair, draw_warp, sample_generator
+
+#: default number of failed loads in a row before giving up
+MAX_CONSECUTIVE_FAILURES = 50
+#: key of the per-sample seed in ``warp_on_device`` samples
+SEED_KEY = "seed"
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """63-bit seed of sample ``index`` in ``epoch`` (well mixed, for ``torch.Generator``)."""
+    state = np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(2, dtype=np.uint32)
+    return ((int(state[0]) << 32) | int(state[1])) & (2 ** 63 - 1)
+
+
+class _RGBDDataset(torch.utils.data.Dataset):
+    """RGBD images of a data folder; base of every dataset here (see module docstring)."""
+
+    RUNTIME_ARGS = ("data_dir",)
+    LAYOUT = "single"
+
+    def __init__(self, data_dir: str, image_size: int, normalize: bool = True, normalize_depth: bool = True,
+                 preprocess_depth: str = "z_buffer", near: float = 0.5, far: float = 100.0,
+                 seed: int = 0, max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> None:
+        """
+        Args:
+            data_dir: folder with ``images/``, ``depths/`` (and ``dataset.json`` once indexed).
+            image_size: side S of the square samples (pixels).
+            normalize: RGB in [-1, 1] (else [0, 1]).
+            normalize_depth: depth code in [-1, 1] (else [0, 1]).
+            preprocess_depth: depth code, ``"z_buffer"`` (default) or ``"linear"``.
+            near, far: depth planes of the code (scene units).
+            seed: base seed of every random draw (>= 0).
+            max_consecutive_failures: unreadable samples in a row before giving up.
+        """
+        name = type(self).__name__
+        if not isinstance(image_size, int) or image_size < 2:
+            raise ValueError(f"{name}: image_size must be an integer >= 2, got {image_size!r}")
+        if preprocess_depth not in DEPTH_MODES:
+            raise ValueError(f"{name}: preprocess_depth must be one of {DEPTH_MODES}, got {preprocess_depth!r}")
+        if not 0 < near < far:
+            raise ValueError(f"{name}: need 0 < near < far, got near={near}, far={far}")
+        if seed < 0 or max_consecutive_failures < 1:
+            raise ValueError(f"{name}: need seed >= 0 and max_consecutive_failures >= 1")
+        self.data_dir = os.fspath(data_dir)
+        self.image_size = image_size
+        self.normalize = normalize
+        self.normalize_depth = normalize_depth
+        self.preprocess_depth = preprocess_depth
+        self.near = float(near)
+        self.far = float(far)
+        self.seed = int(seed)
+        self.max_consecutive_failures = int(max_consecutive_failures)
+        self.epoch = 0
+        self.index = load_or_build_index(self.data_dir, self.LAYOUT)
+
+    def __len__(self) -> int:
+        return len(self.index.images)
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        """Number of classes (ImageNet layout) or None."""
+        return len(self.index.labels) if self.LAYOUT == "imagenet" else None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random draws ``__getitem__`` reproduces."""
+        self.epoch = int(epoch)
+
+    def sample_seed(self, index: int) -> int:
+        """Seed of every random draw of sample ``index`` in the current epoch."""
+        return sample_seed(self.seed, self.epoch, index)
+
+    def load_rgbd01(self, i: int) -> np.ndarray:
+        """Image ``i`` as (4, S, S) float32 RGBD in [0, 1].
+
+        Raises:
+            DataFileError: the image or depth file cannot be used (message names it).
+        """
+        image_path = os.path.join(self.data_dir, self.index.images[i])
+        depth_path = os.path.join(self.data_dir, self.index.depths[i])
+        try:
+            return load_rgbd01(image_path, depth_path, self.image_size, self.near, self.far,
+                               self.preprocess_depth)
+        except DataFileError:
+            raise
+        except Exception as e:  # any other decoder error of a broken file
+            raise DataFileError(f"{image_path}: cannot load sample ({type(e).__name__}: {e})") from None
+
+    def _replacement(self, index: int, attempt: int) -> int:
+        rng = np.random.default_rng([self.seed, self.epoch, index, attempt, 1])
+        return int(rng.integers(len(self)))
+
+    def _load(self, index: int) -> Tuple[int, np.ndarray, List[str]]:
+        """Load ``index`` or deterministic replacements; returns (index used, rgbd01, failures)."""
+        failures: List[str] = []
+        i = index
+        for attempt in range(self.max_consecutive_failures):
+            try:
+                return i, self.load_rgbd01(i), failures
+            except DataFileError as e:
+                failures.append(str(e))
+                i = self._replacement(index, attempt)
+        raise RuntimeError(f"{self.data_dir}: {len(failures)} samples in a row could not be loaded "
+                           f"(for index {index}); last errors:\n  " + "\n  ".join(failures[-3:]))
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        i, rgbd01, failures = self._load(int(index))
+        x_0 = normalize_rgbd(torch.from_numpy(rgbd01), self.normalize, self.normalize_depth)
+        sample = self._make_sample(int(index), x_0)
+        if self.LAYOUT == "imagenet":
+            sample["classes"] = self.index.class_of(i)
+        sample[FAILURES_KEY] = format_failures(failures)
+        return sample
+
+    def _make_sample(self, index: int, x_0: torch.Tensor) -> Dict[str, Any]:
+        return {"x_0": x_0}
+
+
+class _WarpDataset(_RGBDDataset):
+    """RGBD images with a forward-backward-warped condition (G_c training, SPEC section 7)."""
+
+    def __init__(self, data_dir: str, image_size: int, normalize: bool = True, normalize_depth: bool = True,
+                 preprocess_depth: str = "z_buffer", near: float = 0.5, far: float = 100.0,
+                 augments: Sequence[str] = (), warp_on_device: bool = False,
+                 seed: int = 0, max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> None:
+        """
+        Args (besides :class:`_RGBDDataset`'s):
+            augments: subset of ``prewarp_noise``, ``postwarp_noise``, ``blur``, ``erode_rgb``.
+            warp_on_device: return only ``x_0`` (+ ``classes``) and ``seed``; the trainer
+                builds the conditions with :meth:`build_warp_batch` on its device.
+        """
+        self.augments = check_augments(augments)
+        self.warp_on_device = bool(warp_on_device)
+        super().__init__(data_dir, image_size, normalize, normalize_depth, preprocess_depth, near, far,
+                         seed, max_consecutive_failures)
+
+    def _make_sample(self, index: int, x_0: torch.Tensor) -> Dict[str, Any]:
+        seed = self.sample_seed(index)
+        if self.warp_on_device:
+            return {"x_0": x_0, SEED_KEY: seed}
+        draw = draw_warp(sample_generator(seed), self.image_size, self.augments)
+        x01 = unnormalize_rgbd(x_0, self.normalize, self.normalize_depth)  # exactly as build_warp_batch
+        pair = build_warp_pair(x01, draw, self.near, self.far, self.preprocess_depth)
+        y = normalize_rgbd(pair["y01"], self.normalize, self.normalize_depth)
+        return {"x_0": x_0, "y": y, "mask": pair["mask"], "mask_rgb": pair["mask_rgb"], "pose": pair["pose"]}
+
+    def build_warp_batch(self, batch: Dict[str, Any], device: Optional[torch.device] = None) -> Dict[str, Any]:
+        """Complete a collated ``warp_on_device`` batch on ``device``.
+
+        Args:
+            batch: collated samples with ``x_0`` (B, 4, S, S) and ``seed`` (B,).
+            device: target device (default: where ``x_0`` is).
+
+        Returns:
+            a new dict: the batch's other entries (tensors moved to ``device``) plus
+            ``x_0``, ``y``, ``mask``, ``mask_rgb``, ``pose`` as the worker path makes them.
+        """
+        if SEED_KEY not in batch:
+            raise KeyError(f"{type(self).__name__}.build_warp_batch: the batch has no {SEED_KEY!r}; "
+                           "build the dataset with warp_on_device=True")
+        out = build_warp_batch(batch["x_0"], batch[SEED_KEY], self.augments, self.near, self.far,
+                               self.preprocess_depth, self.normalize, self.normalize_depth, device)
+        device = out["x_0"].device
+        rest = {k: (v.to(device) if isinstance(v, torch.Tensor) else v)
+                for k, v in batch.items() if k not in out and k != SEED_KEY}
+        return {**rest, **out}
+
+
+def _resize_channels(x: np.ndarray, size: int, resample: int) -> np.ndarray:
+    """(C, H, W) float32 -> (C, size, size) with Pillow per channel (mode 'F')."""
+    return np.stack([np.asarray(Image.fromarray(c).resize((size, size), resample), dtype=np.float32)
+                     for c in x])
+
+
+class _SRDataset(_RGBDDataset):
+    """High-res RGBD ``x_0`` with a low-res RGBD condition ``y`` (super-resolution model)."""
+
+    def __init__(self, data_dir: str, image_size: int, image_size_lr: int, normalize: bool = True,
+                 normalize_depth: bool = True, preprocess_depth: str = "z_buffer", near: float = 0.5,
+                 far: float = 100.0, seed: int = 0,
+                 max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> None:
+        """
+        Args (besides :class:`_RGBDDataset`'s):
+            image_size_lr: side s of the low-resolution condition (< image_size).
+        """
+        if not isinstance(image_size_lr, int) or not 2 <= image_size_lr <= image_size:
+            raise ValueError(f"{type(self).__name__}: image_size_lr must be an integer in [2, image_size], "
+                             f"got {image_size_lr!r}")
+        self.image_size_lr = image_size_lr
+        super().__init__(data_dir, image_size, normalize, normalize_depth, preprocess_depth, near, far,
+                         seed, max_consecutive_failures)
+
+    def make_low_res(self, rgbd01: torch.Tensor, sigma: float) -> torch.Tensor:
+        """(4, S, S) [0, 1] -> (4, s, s) [0, 1]: RGB blurred (3x3, ``sigma``) then LANCZOS,
+        depth NEAREST."""
+        rgb = gaussian_blur3(rgbd01[None, :3], sigma)[0].numpy()
+        rgb_lr = np.clip(_resize_channels(rgb, self.image_size_lr, Image.LANCZOS), 0.0, 1.0)
+        z_lr = _resize_channels(rgbd01[3:].numpy(), self.image_size_lr, Image.NEAREST)
+        return torch.from_numpy(np.concatenate([rgb_lr, z_lr]))
+
+    def _make_sample(self, index: int, x_0: torch.Tensor) -> Dict[str, Any]:
+        sigma = draw_blur_sigma(sample_generator(self.sample_seed(index)))
+        rgbd01 = unnormalize_rgbd(x_0, self.normalize, self.normalize_depth)
+        y = normalize_rgbd(self.make_low_res(rgbd01, sigma), self.normalize, self.normalize_depth)
+        return {"x_0": x_0, "y": y}
+
+
+class ImageNet(_RGBDDataset):
+    """RGBD images in class folders ``images/<wnid>/<name>.<ext>``; samples carry ``classes``."""
+
+    LAYOUT = "imagenet"
+
+
+class SingleCategory(_RGBDDataset):
+    """RGBD images ``images/<name>.<ext>`` (no classes)."""
+
+    LAYOUT = "single"
+
+
+class ImageNetWarp(_WarpDataset):
+    """:class:`ImageNet` layout with warped conditions (G_c)."""
+
+    LAYOUT = "imagenet"
+
+
+class SingleCategoryWarp(_WarpDataset):
+    """:class:`SingleCategory` layout with warped conditions (G_c)."""
+
+    LAYOUT = "single"
+
+
+class ImageNetSR(_SRDataset):
+    """:class:`ImageNet` layout with low-res conditions (super-resolution)."""
+
+    LAYOUT = "imagenet"
+
+
+class SingleCategorySR(_SRDataset):
+    """:class:`SingleCategory` layout with low-res conditions (super-resolution)."""
+
+    LAYOUT = "single"

@@ -1,0 +1,221 @@
+"""Load and preprocess one training image and its depth map (pure functions).
+
+Conventions (SPEC section 7):
+
+- Images are resized so that the SHORTER side equals ``image_size`` (Pillow
+  LANCZOS; the longer side is ``int(image_size * long / short)``, truncated, as
+  torchvision's ``Resize(int)``), then centre-cropped to ``image_size`` squared
+  (crop offset ``round((L - image_size) / 2)``, as torchvision's ``CenterCrop``).
+  Grey images become 3 identical channels, RGBA/LA images lose their alpha
+  channel (after the resize, which Pillow does on premultiplied alpha).
+- Depth files hold MiDaS-style relative inverse depth (disparity): an ``.npz``
+  with one float16 array ``arr_0`` (H x W). :func:`disparity_to_depth_code`
+  turns it into a depth code in [0, 1] (``z_buffer`` by default); the depth map
+  then gets the same resize with NEAREST and the same centre crop.
+- Values leave this module in [0, 1] (``rgb01``, ``z01``); :func:`to_pm1` maps
+  them to [-1, 1] (``2 x - 1``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+PathLike = Union[str, os.PathLike]
+
+#: MiDaS disparities are divided by this before use (SPEC section 7)
+DISPARITY_SCALE = 6250.0
+#: smallest disparity kept (depth at most 1000 units)
+MIN_DISPARITY = 1e-3
+#: depth codes understood by :func:`disparity_to_depth_code`
+DEPTH_MODES = ("z_buffer", "linear")
+#: Pillow modes resized as they are; anything else is converted to RGB first
+_NATIVE_MODES = ("RGB", "RGBA", "L", "LA")
+
+
+class DataFileError(Exception):
+    """A data file cannot be used (unreadable, truncated, wrong content); the message names it."""
+
+
+def disparity_to_depth_code(arr_0: np.ndarray, near: float = 0.5, far: float = 100.0,
+                            mode: str = "z_buffer") -> np.ndarray:
+    """MiDaS disparity -> depth code in [0, 1] (SPEC section 7).
+
+    ``disp = arr_0 / 6250``; if ``max(disp) > 1 / near`` then ``disp /= max(disp) * near``
+    (so the nearest point sits at ``near``); ``disp = max(disp, 1e-3)``; then
+
+    - ``z_buffer``: ``z = clip((disp - 1/near) / (1/far - 1/near), 0, 1)``;
+    - ``linear``: ``z = clip((1/disp - near) / (far - near), 0, 1)``.
+
+    Args:
+        arr_0: (H, W) disparity, any float dtype (float16 on disk).
+        near, far: depth planes in scene units.
+        mode: ``"z_buffer"`` or ``"linear"``.
+
+    Returns:
+        (H, W) float32 depth code in [0, 1] (0 = near).
+    """
+    if mode not in DEPTH_MODES:
+        raise ValueError(f"preprocess_depth must be one of {DEPTH_MODES}, got {mode!r}")
+    disp = np.asarray(arr_0, dtype=np.float64) / DISPARITY_SCALE
+    peak = disp.max()
+    if peak > 1.0 / near:
+        disp = disp / (peak * near)
+    disp = np.maximum(disp, MIN_DISPARITY)
+    if mode == "z_buffer":
+        z = (disp - 1.0 / near) / (1.0 / far - 1.0 / near)
+    else:
+        z = (1.0 / disp - near) / (far - near)
+    return np.clip(z, 0.0, 1.0).astype(np.float32)
+
+
+def resized_size(width: int, height: int, image_size: int) -> Tuple[int, int]:
+    """(width, height) after resizing the shorter side to ``image_size`` (torchvision's rule)."""
+    if width <= height:
+        return image_size, int(image_size * height / width)
+    return int(image_size * width / height), image_size
+
+
+def resize_and_crop(image: Image.Image, image_size: int, resample: int) -> Image.Image:
+    """Resize the shorter side to ``image_size`` with ``resample``, then centre-crop to a square."""
+    size = resized_size(image.width, image.height, image_size)
+    if size != image.size:
+        image = image.resize(size, resample)
+    left = int(round((image.width - image_size) / 2.0))
+    top = int(round((image.height - image_size) / 2.0))
+    return image.crop((left, top, left + image_size, top + image_size))
+
+
+def read_image01(path: PathLike, image_size: int) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Read an image file and return its centre crop and its original size.
+
+    Returns:
+        ``(rgb01, (height, width))``: (image_size, image_size, 3) float32 RGB in
+        [0, 1], and the size of the file's image before resizing.
+
+    Raises:
+        DataFileError: the file is missing, not an image, truncated or too small to decode.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            original_hw = (image.height, image.width)
+            if image.mode not in _NATIVE_MODES:
+                keep_alpha = image.mode == "P" and "transparency" in image.info
+                image = image.convert("RGBA" if keep_alpha else "RGB")
+            image = resize_and_crop(image, image_size, Image.LANCZOS)
+            rgb01 = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataFileError(f"{os.fspath(path)}: cannot read image ({type(e).__name__}: {e})") from None
+    return rgb01, original_hw
+
+
+def load_rgb01(path: PathLike, image_size: int) -> np.ndarray:
+    """Read an image file; (image_size, image_size, 3) float32 RGB in [0, 1] (see :func:`read_image01`)."""
+    return read_image01(path, image_size)[0]
+
+
+def read_disparity(path: PathLike) -> np.ndarray:
+    """Read ``arr_0`` of a depth ``.npz`` (never unpickles).
+
+    Returns:
+        (H, W) float32 disparity (finite, as stored).
+
+    Raises:
+        DataFileError: missing/truncated file, no ``arr_0``, wrong rank, empty or non-finite values.
+    """
+    name = os.fspath(path)
+    try:
+        with np.load(name, allow_pickle=False) as npz:
+            if "arr_0" not in npz.files:
+                raise DataFileError(f"{name}: depth file has no 'arr_0' array (keys: {npz.files})")
+            disp = np.asarray(npz["arr_0"])
+    except DataFileError:
+        raise
+    except FileNotFoundError:
+        raise DataFileError(f"{name}: depth file is missing") from None
+    except Exception as e:  # zipfile.BadZipFile, EOFError, ValueError, OSError on truncation
+        raise DataFileError(f"{name}: cannot read depth ({type(e).__name__}: {e})") from None
+    if disp.ndim == 3 and 1 in (disp.shape[0], disp.shape[-1]):
+        disp = disp.reshape(disp.shape[1:] if disp.shape[0] == 1 else disp.shape[:2])
+    if disp.ndim != 2 or disp.size == 0:
+        raise DataFileError(f"{name}: depth 'arr_0' must be a non-empty H x W array, got shape {disp.shape}")
+    if not np.issubdtype(disp.dtype, np.floating) and not np.issubdtype(disp.dtype, np.integer):
+        raise DataFileError(f"{name}: depth 'arr_0' has non-numeric dtype {disp.dtype}")
+    disp = disp.astype(np.float32)
+    if not np.isfinite(disp).all():
+        raise DataFileError(f"{name}: depth 'arr_0' holds non-finite values")
+    return disp
+
+
+def load_depth01(path: PathLike, image_size: int, near: float = 0.5, far: float = 100.0,
+                 mode: str = "z_buffer", image_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Read a depth ``.npz``, convert disparity to a depth code, resize (NEAREST) and centre-crop.
+
+    Args:
+        path: the ``.npz`` file.
+        image_size: output side length.
+        near, far, mode: see :func:`disparity_to_depth_code`.
+        image_hw: (height, width) of the matching image, when known: a depth map
+            whose aspect ratio differs by more than 2% is rejected.
+
+    Returns:
+        (image_size, image_size) float32 depth code in [0, 1].
+    """
+    disp = read_disparity(path)
+    if image_hw is not None:
+        ratio_img = image_hw[1] / image_hw[0]
+        ratio_depth = disp.shape[1] / disp.shape[0]
+        if abs(ratio_depth / ratio_img - 1.0) > 0.02:
+            raise DataFileError(f"{os.fspath(path)}: depth is {disp.shape[0]}x{disp.shape[1]} but its image is "
+                                f"{image_hw[0]}x{image_hw[1]} (aspect ratios differ)")
+    z01 = disparity_to_depth_code(disp, near, far, mode)
+    z_image = resize_and_crop(Image.fromarray(z01, mode="F"), image_size, Image.NEAREST)
+    return np.asarray(z_image, dtype=np.float32)
+
+
+def load_rgbd01(image_path: PathLike, depth_path: PathLike, image_size: int, near: float = 0.5,
+                far: float = 100.0, mode: str = "z_buffer") -> np.ndarray:
+    """Image + depth as one (4, S, S) float32 RGBD array in [0, 1] (S = ``image_size``).
+
+    Raises:
+        DataFileError: either file cannot be used; the message names it.
+    """
+    rgb01, original_hw = read_image01(image_path, image_size)
+    z01 = load_depth01(depth_path, image_size, near, far, mode, image_hw=original_hw)
+    return np.concatenate([rgb01.transpose(2, 0, 1), z01[None]], axis=0)
+
+
+def to_pm1(x01):
+    """[0, 1] -> [-1, 1] (``2 x - 1``); NumPy or torch."""
+    return x01 * 2.0 - 1.0
+
+
+def from_pm1(x_pm1):
+    """[-1, 1] -> [0, 1] (``(x + 1) / 2``); NumPy or torch."""
+    return (x_pm1 + 1.0) * 0.5
+
+
+def normalize_rgbd(rgbd01, normalize: bool = True, normalize_depth: bool = True):
+    """(..., 4, H, W) RGBD in [0, 1] -> model space: RGB to [-1, 1] if ``normalize``,
+    depth to [-1, 1] if ``normalize_depth`` (channels not normalised stay in [0, 1]).
+    Returns a new array/tensor of the same kind."""
+    out = rgbd01 * 1.0
+    if normalize:
+        out[..., :3, :, :] = to_pm1(rgbd01[..., :3, :, :])
+    if normalize_depth:
+        out[..., 3:, :, :] = to_pm1(rgbd01[..., 3:, :, :])
+    return out
+
+
+def unnormalize_rgbd(rgbd, normalize: bool = True, normalize_depth: bool = True):
+    """Inverse of :func:`normalize_rgbd` (same flags): model-space RGBD -> [0, 1]."""
+    out = rgbd * 1.0
+    if normalize:
+        out[..., :3, :, :] = from_pm1(rgbd[..., :3, :, :])
+    if normalize_depth:
+        out[..., 3:, :, :] = from_pm1(rgbd[..., 3:, :, :])
+    return out

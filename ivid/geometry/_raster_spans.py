@@ -1,0 +1,107 @@
+"""Row spans of convex pixel sets given by half-planes, and their expansion.
+
+A face is covered at pixel (r, c) when ``a_k * c >= num_k - b_k * r`` for each of its
+K half-planes k. Half-planes with ``a_k == 0`` only depend on the row; they are folded
+into the face's row range (:func:`fold_flat_half_planes`). For the others the row's
+column bound is ``(num_k - b_k r) / a_k``: a lower bound (ceil) when ``a_k > 0``, an
+upper bound (floor) when ``a_k < 0``. With integer-valued float64 inputs below 2**52
+(the fixed-point path) the numerator is exact and the division correctly rounded,
+so ceil / floor are exact and samples lying exactly on an edge are decided right.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+
+#: "no bound" (far outside any image, exactly representable)
+UNBOUNDED = float(1 << 40)
+
+
+def fold_flat_half_planes(num: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                          rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Move row-only half-planes (``a == 0``) into the row range and neutralise them.
+
+    Args:
+        num, a, b: (G, K) float64 half-planes ``a c >= num - b r``.
+        rows: (G, 2) int64 inclusive row range per face.
+
+    Returns:
+        ``(num, a, b, rows)`` with flat half-planes replaced by ``c >= -UNBOUNDED``.
+    """
+    flat = a == 0
+    if not bool(flat.any()):
+        return num, a, b, rows
+    # 0 >= num - b r  <=>  b r >= num: r >= ceil(num / b) if b > 0, r <= floor(num / b) if b < 0
+    safe_b = torch.where(b == 0, torch.ones_like(b), b)
+    ratio = (num / safe_b).clamp(-UNBOUNDED, UNBOUNDED)
+    first = torch.where(flat & (b > 0), ratio.ceil(), torch.full_like(ratio, -UNBOUNDED)).amax(1)
+    last = torch.where(flat & (b < 0), ratio.floor(), torch.full_like(ratio, UNBOUNDED)).amin(1)
+    never = (flat & (b == 0) & (num > 0)).any(1)
+    last = torch.where(never, torch.full_like(last, -UNBOUNDED), last)
+    rows = torch.stack([torch.maximum(rows[:, 0], first.to(torch.int64)),
+                        torch.minimum(rows[:, 1], last.to(torch.int64))], dim=1)
+    num = torch.where(flat, torch.full_like(num, -UNBOUNDED), num)
+    a = torch.where(flat, torch.ones_like(a), a)
+    b = torch.where(flat, torch.zeros_like(b), b)
+    return num, a, b, rows
+
+
+def row_spans(table: torch.Tensor, num_planes: int, row: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Inclusive column bounds of the covered samples of (face, row) items.
+
+    Args:
+        table: (N, 3K + 2) float64 per item: K numerators, K ``a``, K ``b`` (no zero
+            ``a``), then the face's first and last candidate column.
+        num_planes: K.
+        row: (N,) int64 row of each item.
+
+    Returns:
+        ``(lo, hi)`` (N,) int64 (empty span when lo > hi).
+    """
+    k = num_planes
+    r = row.to(table.dtype)
+    lo, hi = table[:, 3 * k], table[:, 3 * k + 1]
+    for plane in range(k):
+        a = table[:, k + plane]
+        bound = (table[:, plane] - table[:, 2 * k + plane] * r) / a
+        lower = a > 0
+        lo = torch.maximum(lo, torch.where(lower, bound.ceil(), -UNBOUNDED))
+        hi = torch.minimum(hi, torch.where(lower, UNBOUNDED, bound.floor()))
+    return lo.to(torch.int64), hi.to(torch.int64)
+
+
+def expand_rows(rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Enumerate the rows of inclusive row ranges.
+
+    Args:
+        rows: (G, 2) int64 first / last row per face (empty when first > last).
+
+    Returns:
+        ``(face, row)``: (N,) int64 local face index and row of every item.
+    """
+    face, offset = _expand(rows[:, 1] - rows[:, 0] + 1)
+    return face, rows[face, 0] + offset
+
+
+def expand_spans(lo: torch.Tensor, hi: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Enumerate the columns of inclusive spans.
+
+    Args:
+        lo, hi: (N,) int64 span bounds (a span is empty when lo > hi).
+
+    Returns:
+        ``(item, col)``: (P,) int64 item index and column of every covered sample.
+    """
+    item, offset = _expand(hi - lo + 1)
+    return item, lo[item] + offset
+
+
+def _expand(count: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(owner, offset) for ``count[i]`` consecutive entries per owner i (negative counts = 0)."""
+    count = count.clamp_min(0)
+    owner = torch.repeat_interleave(torch.arange(count.numel(), device=count.device), count)
+    start = torch.cumsum(count, 0) - count
+    offset = torch.arange(owner.numel(), device=count.device) - start[owner]
+    return owner, offset

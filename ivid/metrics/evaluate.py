@@ -1,0 +1,273 @@
+"""FID / KID / IS between a folder of real images and a folder of generated images.
+
+Cache rules (per image set, ``<cache_dir>/<name>.npz``; no name = no cache):
+
+* ``use_cache=True`` (CLI ``--use_real_images_cache`` / ``--use_fake_images_cache``):
+  an existing cache is reused when it matches the request (mode, image size,
+  extractor, image list; else :class:`MetricsError`); a missing one is computed
+  and saved.
+* ``use_cache=False``: features are computed from the images; the cache is saved
+  if none exists under that name; an existing one is left unchanged.
+* ``overwrite_cache=True`` (``--overwrite_cache``): features are recomputed and
+  every cache in play is replaced.
+* A reused fake cache without logits when IS is asked for is recomputed and replaced.
+* A real cache is reused without checking the image list when the real folder
+  is absent (e.g. statistics kept after deleting the dataset).
+
+Randomness: the fake sub-sample, the rows kept for KID, the KID subsets and the
+IS shuffle each use their own ``numpy.random.default_rng(seed)``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ivid.utils.device import resolve_device
+
+from .cache import cache_path, check_compatible, load_cache, save_cache, CACHE_VERSION
+from .errors import MetricsError
+from .features import KID_MAX_FEATURES, extract_feature_set
+from .files import fingerprint, list_images, select_samples
+from .inception import DEFAULT_MODE, MODES, build_inception
+from .preprocess import load_fake_image, load_real_image
+from .stats import (IS_SPLITS, KID_NUM_SUBSETS, KID_SUBSET_SIZE, FeatureSet, frechet_distance,
+                    inception_score, kernel_inception_distance)
+
+METRIC_CHOICES = ("fid", "kid", "is")
+DEFAULT_CACHE_DIR = os.path.join("metrics", "cache")
+
+
+@dataclass
+class EvaluationReport:
+    """``scores``: subset of ``fid, kid_mean, kid_std, is_mean, is_std``; ``settings``: JSON-ready run record."""
+
+    scores: Dict[str, float]
+    settings: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """Options shared by the real and the fake image set."""
+
+    extractor: Callable
+    extractor_name: str
+    logits_extractor: Optional[Callable]
+    device: torch.device
+    mode: str
+    image_size: int
+    batch_size: int
+    num_workers: int
+    seed: int
+    cache_dir: str
+    overwrite_cache: bool
+    kid_max_features: int
+    verbose: bool
+
+    def note(self, message: str) -> None:
+        if self.verbose:
+            print(message)
+
+
+def default_cache_name(folder: str, mode: str, image_size: int) -> str:
+    """``<last 3 path parts>_<mode>_<image_size>`` with characters outside ``[A-Za-z0-9._+-]`` as ``_``."""
+    parts = [p for p in os.path.abspath(folder).replace("\\", "/").split("/") if p][-3:]
+    stem = re.sub(r"[^A-Za-z0-9._+-]", "_", "_".join(parts)) or "images"
+    return f"{stem}_{mode}_{image_size}"
+
+
+def _module_device(module: Callable) -> torch.device:
+    if isinstance(module, torch.nn.Module):
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
+def _prepare_extractor(feature_extractor, mode, inception_weights, device) -> Tuple[Callable, str, torch.device]:
+    """The extractor to run, its name (for caches) and the device its inputs go to."""
+    if mode not in MODES:
+        raise MetricsError(f"unknown clean-fid mode {mode!r}; valid: {', '.join(MODES)}")
+    if feature_extractor is None:
+        device = resolve_device(device)
+        extractor = build_inception(mode, inception_weights, device)
+        return extractor, extractor.name, device
+    device = resolve_device(device) if device is not None else _module_device(feature_extractor)
+    name = getattr(feature_extractor, "name", None) or type(feature_extractor).__qualname__
+    return feature_extractor, str(name), device
+
+
+def _metadata(role: str, folder: Optional[str], files: Optional[Sequence[str]], run: _Run,
+              num_samples: Optional[int]) -> dict:
+    return {
+        "version": CACHE_VERSION, "role": role, "folder": os.path.abspath(folder) if folder else None,
+        "mode": run.mode, "image_size": run.image_size, "feature_extractor": run.extractor_name,
+        "count": len(files) if files is not None else None,
+        "files_sha1": fingerprint(files, folder) if files is not None else None,
+        "num_samples": num_samples, "seed": run.seed,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _load_reusable(path: str, role: str, folder: Optional[str], files, expected: dict, run: _Run,
+                   need_logits: bool) -> Optional[FeatureSet]:
+    """The cached features when they can serve this run, else ``None`` (they lack IS logits)."""
+    features, metadata = load_cache(path)
+    check_compatible(path, metadata, expected, skip={"count", "files_sha1"} if files is None else None)
+    if files is None:
+        run.note(f"{role} folder {folder!r} not found: using cache {path} without checking its image list")
+    if need_logits and features.logits is None:
+        if files is None:
+            raise MetricsError(f"{path}: cache has no logits (needed for IS) and the {role} folder is absent")
+        run.note(f"{path}: cache has no logits (needed for IS); recomputing and replacing it")
+        return None
+    run.note(f"{role}: reusing {features.count} cached features from {path}")
+    return features
+
+
+def _image_set(role: str, folder: Optional[str], run: _Run, cache_name: Optional[str], use_cache: bool,
+               num_samples: Optional[int] = None, need_logits: bool = False) -> Tuple[FeatureSet, dict]:
+    """Features of one image set, from its cache or its images, following the module's cache rules."""
+    path = cache_path(run.cache_dir, cache_name) if cache_name else None
+    reuse = path is not None and use_cache and not run.overwrite_cache and os.path.isfile(path)
+    files = None
+    if not (reuse and (folder is None or not os.path.isdir(folder))):
+        files = select_samples(list_images(folder, role), num_samples, run.seed, role)
+    expected = _metadata(role, folder, files, run, num_samples)
+    info = {"cache": path, "cache_reused": False, "seconds": 0.0}
+    replace = run.overwrite_cache
+    if reuse:
+        features = _load_reusable(path, role, folder, files, expected, run, need_logits)
+        if features is not None:
+            return features, dict(info, count=features.count, cache_reused=True)
+        replace = True
+    loader = load_real_image if role == "real" else load_fake_image
+    features, seconds = extract_feature_set(
+        files, loader, run.image_size, run.extractor, device=run.device, batch_size=run.batch_size,
+        num_workers=run.num_workers, logits_extractor=run.logits_extractor, need_logits=need_logits,
+        kid_max_features=run.kid_max_features, seed=run.seed, desc=f"{role} features", verbose=run.verbose)
+    if path is not None:
+        if replace or not os.path.isfile(path):
+            save_cache(path, features, expected)
+            run.note(f"{role}: saved features to {path}")
+        else:
+            run.note(f"{role}: left the existing cache {path} unchanged (reuse it with --use_{role}_images_cache, "
+                     "replace it with --overwrite_cache)")
+    return features, dict(info, count=features.count, seconds=seconds)
+
+
+def _scores(metrics: Sequence[str], real: Optional[FeatureSet], fake: FeatureSet, seed: int,
+            kid_subsets: int, kid_subset_size: int, is_splits: int) -> Dict[str, float]:
+    scores: Dict[str, float] = {}
+    if "fid" in metrics:
+        if min(real.count, fake.count) < 2:
+            raise MetricsError(f"FID needs at least 2 real and 2 fake images (got {real.count} and {fake.count})")
+        scores["fid"] = frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
+    if "kid" in metrics:
+        scores["kid_mean"], scores["kid_std"] = kernel_inception_distance(
+            real.kid_features, fake.kid_features, kid_subsets, kid_subset_size, rng=np.random.default_rng(seed))
+    if "is" in metrics:
+        scores["is_mean"], scores["is_std"] = inception_score(fake.logits, is_splits, rng=np.random.default_rng(seed))
+    return scores
+
+
+def _check_request(metrics: Sequence[str], real_dir: Optional[str], mode: str, feature_extractor,
+                   logits_extractor) -> Tuple[str, ...]:
+    metrics = tuple(dict.fromkeys(m.lower() for m in metrics))
+    unknown = [m for m in metrics if m not in METRIC_CHOICES]
+    if unknown or not metrics:
+        raise MetricsError(f"metrics {list(metrics)}: choose among {', '.join(METRIC_CHOICES)}")
+    if ("fid" in metrics or "kid" in metrics) and real_dir is None:
+        raise MetricsError("FID and KID need real images: give real_dir (--real_images_dir)")
+    if "is" in metrics and feature_extractor is None and mode == "legacy_pytorch":
+        raise MetricsError("IS is not available in legacy_pytorch mode (pytorch-fid's Inception has no logits); "
+                           "use --mode legacy_tensorflow or clean")
+    if "is" in metrics and feature_extractor is not None and logits_extractor is None \
+            and not hasattr(feature_extractor, "forward_with_logits"):
+        raise MetricsError("IS needs class logits: pass logits_extractor= along with feature_extractor=")
+    return metrics
+
+
+def evaluate_folders(real_dir: Optional[str], fake_dir: str, metrics: Sequence[str] = ("fid", "kid"),
+                     image_size: int = 128, num_samples: Optional[int] = None, feature_extractor=None,
+                     cache_dir: Optional[str] = None, real_cache_name: Optional[str] = None,
+                     fake_cache_name: Optional[str] = None, overwrite_cache: bool = False, device=None,
+                     batch_size: int = 64, seed: int = 0, *, mode: str = DEFAULT_MODE, logits_extractor=None,
+                     inception_weights: Optional[str] = None, use_real_cache: bool = True,
+                     use_fake_cache: bool = True, num_workers: int = 0, kid_subsets: int = KID_NUM_SUBSETS,
+                     kid_subset_size: int = KID_SUBSET_SIZE, kid_max_features: int = KID_MAX_FEATURES,
+                     is_splits: int = IS_SPLITS, verbose: bool = True) -> EvaluationReport:
+    """:func:`compute_metrics` with the run record: returns an :class:`EvaluationReport`."""
+    start = time.perf_counter()
+    metrics = _check_request(metrics, real_dir, mode, feature_extractor, logits_extractor)
+    extractor, name, device = _prepare_extractor(feature_extractor, mode, inception_weights, device)
+    run = _Run(extractor, name, logits_extractor, device, mode, image_size, batch_size, num_workers, seed,
+               cache_dir or DEFAULT_CACHE_DIR, overwrite_cache, kid_max_features, verbose)
+    real, real_info = None, None
+    if "fid" in metrics or "kid" in metrics:
+        real, real_info = _image_set("real", real_dir, run, real_cache_name, use_real_cache)
+    fake, fake_info = _image_set("fake", fake_dir, run, fake_cache_name, use_fake_cache, num_samples,
+                                 need_logits="is" in metrics)
+    scores = _scores(metrics, real, fake, seed, kid_subsets, kid_subset_size, is_splits)
+    settings = {
+        "metrics": list(metrics), "mode": mode, "image_size": image_size, "feature_extractor": name,
+        "num_real": real_info["count"] if real_info else None, "num_fake": fake.count,
+        "num_samples": num_samples, "seed": seed, "device": str(device), "batch_size": batch_size,
+        "real_images_dir": os.path.abspath(real_dir) if real_dir else None,
+        "fake_images_dir": os.path.abspath(fake_dir), "real": real_info, "fake": fake_info,
+        "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    return EvaluationReport(scores, settings)
+
+
+def compute_metrics(real_dir: Optional[str], fake_dir: str, metrics: Sequence[str] = ("fid", "kid"),
+                    image_size: int = 128, num_samples: Optional[int] = None, feature_extractor=None,
+                    cache_dir: Optional[str] = None, real_cache_name: Optional[str] = None,
+                    fake_cache_name: Optional[str] = None, overwrite_cache: bool = False, device=None,
+                    batch_size: int = 64, seed: int = 0, **options) -> Dict[str, float]:
+    """FID / KID / IS of the images in ``fake_dir`` against those in ``real_dir``.
+
+    Args:
+        real_dir: real images (png/jpg/jpeg, any case, recursive), centre-cropped and
+            LANCZOS-resized to ``image_size``. Not read when only ``"is"`` is asked.
+        fake_dir: generated images, each already ``image_size`` x ``image_size``.
+        metrics: any of ``"fid"``, ``"kid"``, ``"is"``.
+        num_samples: use a seeded choice of this many fake images (``None``: all).
+        feature_extractor: callable (e.g. ``nn.Module``) mapping an ``N x 3 x S x S``
+            float32 batch in [0, 255] to ``N x D`` features; an optional attribute
+            ``cpu_transform`` (``H x W x 3`` uint8 -> ``H' x W' x 3`` float32) runs
+            per image in the loader, an optional ``name`` identifies it in caches, an
+            optional ``forward_with_logits(x) -> (features, logits)`` serves IS.
+            Its inputs go to ``device`` if given, else to the device of its first
+            parameter (CPU without parameters); it is not moved. ``None``: clean-fid's
+            Inception in ``mode`` (see :mod:`ivid.metrics.inception`).
+        cache_dir: where named caches live (default ``metrics/cache``).
+        real_cache_name, fake_cache_name: cache names (``None``: no cache); see the
+            module docstring for the reuse/overwrite rules.
+        overwrite_cache: recompute and replace the named caches.
+        device: ``None`` picks CUDA when available (clean-fid's Inception).
+        seed: the fake sub-sample, KID subsets and IS shuffle.
+        **options: keyword-only extras of :func:`evaluate_folders`: ``mode``
+            (``legacy_tensorflow`` default, ``clean``, ``legacy_pytorch``),
+            ``logits_extractor`` (callable batch -> ``N x C`` logits for IS with a
+            plugged extractor), ``inception_weights`` (local ``inception-2015-12-05.pt``),
+            ``use_real_cache`` / ``use_fake_cache`` (default True), ``num_workers``,
+            ``kid_subsets`` (100), ``kid_subset_size`` (1000), ``kid_max_features``
+            (50,000), ``is_splits`` (10), ``verbose``.
+
+    Returns:
+        dict with keys among ``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``is_std``.
+
+    Raises:
+        MetricsError: see :class:`~ivid.metrics.errors.MetricsError`.
+    """
+    return evaluate_folders(real_dir, fake_dir, metrics, image_size, num_samples, feature_extractor, cache_dir,
+                            real_cache_name, fake_cache_name, overwrite_cache, device, batch_size, seed,
+                            **options).scores

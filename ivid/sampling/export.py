@@ -1,0 +1,113 @@
+"""Export a scene as a coloured PLY mesh or point cloud (binary, our own small writer).
+
+Every view of the scene becomes its unpadded grid mesh
+(:func:`ivid.geometry.depth_to_mesh` with ``padding=None`` and the
+discontinuity tolerances): one vertex per pixel at its world position, coloured
+with that pixel's RGB, with its normal. Edge faces - those whose three vertices
+all carry the discontinuity flag, which the renderers treat as edges too - are
+dropped, so silhouettes are not bridged by stretched triangles. Overlapping views are written as they are (no merging),
+which is what a fusion render shows too. The file is ``binary_little_endian``
+PLY 1.0 with ``x y z nx ny nz`` (float32), ``red green blue`` (uchar) and, for
+a mesh, ``vertex_indices`` (uchar count + int32 indices): MeshLab, Blender and
+Open3D read it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from ivid.utils.io import atomic_write
+
+__all__ = ["PLY_MODES", "scene_geometry", "write_ply", "export_scene_ply"]
+
+PLY_MODES = ("mesh", "points")
+
+_VERTEX_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4"),
+                          ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+_FACE_DTYPE = np.dtype([("count", "u1"), ("vertex_indices", "<i4", (3,))])
+
+
+def scene_geometry(views: Sequence[Dict[str, object]], atol: Optional[float] = 0.03,
+                   rtol: Optional[float] = 0.03) -> Dict[str, np.ndarray]:
+    """Vertices, normals, colours and faces of all views of a scene (world space).
+
+    Args:
+        views: :mod:`ivid.scene` views (``rgb`` H x W x 3 uint8, ``depth`` H x W
+            linear, ``modelview``, ``fov``).
+        atol, rtol: discontinuity tolerances; edge faces (3 flagged vertices) are dropped.
+
+    Returns:
+        ``position`` (V, 3) float32, ``normal`` (V, 3) float32, ``color`` (V, 3)
+        uint8 with V = sum of H*W over views, and ``faces`` (F, 3) int64 indexing them.
+    """
+    from ivid.geometry import depth_to_mesh
+
+    positions, normals, colors, faces = [], [], [], []
+    offset = 0
+    for view in views:
+        depth = np.asarray(view["depth"], dtype=np.float32)
+        mesh = depth_to_mesh(depth, padding=None, fov=float(view["fov"]), modelview=np.asarray(view["modelview"]),
+                             atol=atol, rtol=rtol, cal_normal=True)
+        flag = np.asarray(mesh.vertices.flag).reshape(-1)
+        view_faces = np.asarray(mesh.faces, dtype=np.int64)
+        keep = ~np.all((flag[view_faces] & 1) != 0, axis=1)  # an edge face: all 3 vertices flagged
+        positions.append(np.asarray(mesh.vertices.position, dtype=np.float32))
+        normals.append(np.asarray(mesh.vertices.normal, dtype=np.float32))
+        colors.append(np.asarray(view["rgb"], dtype=np.uint8).reshape(-1, 3))
+        faces.append(view_faces[keep] + offset)
+        offset += positions[-1].shape[0]
+    return {"position": np.concatenate(positions), "normal": np.concatenate(normals),
+            "color": np.concatenate(colors), "faces": np.concatenate(faces)}
+
+
+def write_ply(path: str, position: np.ndarray, color: np.ndarray, normal: Optional[np.ndarray] = None,
+              faces: Optional[np.ndarray] = None) -> None:
+    """Write a binary little-endian PLY file atomically.
+
+    Args:
+        position: (V, 3) float positions.
+        color: (V, 3) uint8 RGB.
+        normal: optional (V, 3) normals (zeros when None).
+        faces: optional (F, 3) vertex indices (a point cloud when None).
+    """
+    count = len(position)
+    vertices = np.empty(count, dtype=_VERTEX_DTYPE)
+    normal = np.zeros((count, 3), np.float32) if normal is None else normal
+    for k, axis in enumerate("xyz"):
+        vertices[axis] = position[:, k]
+        vertices["n" + axis] = normal[:, k]
+    for k, channel in enumerate(("red", "green", "blue")):
+        vertices[channel] = color[:, k]
+    header = ["ply", "format binary_little_endian 1.0", "comment written by ivid",
+              f"element vertex {count}"]
+    header += [f"property float {n}" for n in ("x", "y", "z", "nx", "ny", "nz")]
+    header += [f"property uchar {n}" for n in ("red", "green", "blue")]
+    face_rows = None
+    if faces is not None:
+        face_rows = np.empty(len(faces), dtype=_FACE_DTYPE)
+        face_rows["count"] = 3
+        face_rows["vertex_indices"] = faces
+        header += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
+    header.append("end_header")
+    with atomic_write(path, "wb") as f:
+        f.write(("\n".join(header) + "\n").encode("ascii"))
+        f.write(vertices.tobytes())
+        if face_rows is not None:
+            f.write(face_rows.tobytes())
+
+
+def export_scene_ply(path: str, views: Sequence[Dict[str, object]], mode: str = "mesh",
+                     atol: Optional[float] = 0.03, rtol: Optional[float] = 0.03) -> Dict[str, int]:
+    """Write a scene as a coloured PLY mesh (``mode='mesh'``) or point cloud (``'points'``).
+
+    Returns:
+        ``{"vertices": V, "faces": F}`` as written.
+    """
+    if mode not in PLY_MODES:
+        raise ValueError(f"--ply_mode {mode!r}: use one of {', '.join(PLY_MODES)}")
+    geometry = scene_geometry(views, atol, rtol)
+    faces = geometry["faces"] if mode == "mesh" else None
+    write_ply(path, geometry["position"], geometry["color"], geometry["normal"], faces)
+    return {"vertices": len(geometry["position"]), "faces": 0 if faces is None else len(faces)}

@@ -1,0 +1,143 @@
+"""A whole ``inference/render.py`` run: find scenes, fusion-render trajectories, write videos/images/PLY.
+
+Outputs (under ``output_dir``, default: the folder above ``scene_dir``):
+
+- ``--traj swing``: ``videos/<scene>.mp4`` (colour) and ``videos/<scene>_depth.mp4``
+  (colourised depth), ``frames`` frames at 30 fps;
+- ``--traj random``: ``results/<scene>.png``, one frame per scene from a random
+  camera (yaw ~ clip(0.3 N, +-0.6), pitch ~ clip(0.15 N, +-0.15)), drawn from a
+  NumPy generator keyed by ``--seed`` and the scene's position in sorted order;
+- ``--traj 360``: like swing, a full turn at pitch 0;
+- ``--traj none``: no rendering (e.g. with ``--export ply`` only);
+- ``--export ply``: ``meshes/<scene>.ply`` (see :mod:`ivid.sampling.export`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ivid.utils.device import resolve_device
+from ivid.utils.images import save_png
+from ivid.utils.video import write_mp4
+
+from .export import PLY_MODES, export_scene_ply
+from .fusion import render_frames, scene_meshes
+
+__all__ = ["RenderRequest", "TRAJECTORIES", "find_scenes", "run_render"]
+
+TRAJECTORIES = ("swing", "random", "360", "none")
+EXPORTS = ("ply",)
+
+
+@dataclass
+class RenderRequest:
+    """Options of ``inference/render.py`` (reference names and defaults plus our extras)."""
+
+    scene_dir: str
+    output_dir: Optional[str] = None
+    frames: int = 60
+    traj: str = "swing"
+    atol: float = 0.03
+    rtol: float = 0.03
+    erode_rgb: int = 3
+    device: Optional[str] = None
+    seed: int = 0
+    export: Optional[str] = None
+    ply_mode: str = "mesh"
+    progress: bool = True
+
+
+def find_scenes(scene_dir: str) -> List[str]:
+    """Sorted scene files of ``scene_dir`` (or of its ``scenes/`` sub-folder, for a run folder).
+
+    Raises:
+        FileNotFoundError: the folder does not exist or holds no ``.npz`` scene.
+    """
+    if not os.path.isdir(scene_dir):
+        raise FileNotFoundError(f"--scene_dir {scene_dir}: no such folder")
+    paths = sorted(glob.glob(os.path.join(scene_dir, "*.npz")))
+    if not paths and os.path.isdir(os.path.join(scene_dir, "scenes")):
+        paths = sorted(glob.glob(os.path.join(scene_dir, "scenes", "*.npz")))
+    if not paths:
+        raise FileNotFoundError(f"--scene_dir {scene_dir}: no scenes (*.npz) found there or in its scenes/ "
+                                "sub-folder; point it at the scenes/ folder written by inference/sample.py")
+    return paths
+
+
+def _check(request: RenderRequest) -> None:
+    if request.traj not in TRAJECTORIES:
+        raise ValueError(f"--traj {request.traj!r}: use one of {', '.join(TRAJECTORIES)}")
+    if request.export is not None and request.export not in EXPORTS:
+        raise ValueError(f"--export {request.export!r}: use one of {', '.join(EXPORTS)}")
+    if request.ply_mode not in PLY_MODES:
+        raise ValueError(f"--ply_mode {request.ply_mode!r}: use one of {', '.join(PLY_MODES)}")
+    if request.frames < 1:
+        raise ValueError(f"--frames {request.frames}: must be >= 1")
+    if request.traj == "none" and request.export is None:
+        raise ValueError("--traj none renders nothing; add --export ply or pick a trajectory")
+
+
+def _default_output_dir(scene_dir: str) -> str:
+    folder = os.path.abspath(scene_dir)
+    return os.path.dirname(folder) if os.path.basename(folder) == "scenes" else folder
+
+
+def _cameras(request: RenderRequest, index: int) -> List[np.ndarray]:
+    from ivid.geometry import trajectory
+
+    if request.traj == "random":
+        return trajectory("random", 1, generator=np.random.default_rng([int(request.seed), index]))
+    return trajectory(request.traj, request.frames)
+
+
+def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str, device) -> List[str]:
+    from ivid.scene import load_scene
+
+    name = os.path.splitext(os.path.basename(path))[0]
+    views = load_scene(path)
+    written = []
+    if request.export == "ply":
+        target = os.path.join(output_dir, "meshes", f"{name}.ply")
+        export_scene_ply(target, views, request.ply_mode, request.atol, request.rtol)
+        written.append(target)
+    if request.traj == "none":
+        return written
+    meshes, colors, fov = scene_meshes(views, request.atol, request.rtol, request.erode_rgb, device)
+    cameras = _cameras(request, index)
+    frames = render_frames(meshes, colors, cameras, fov)
+    if request.traj == "random":
+        color, _ = next(frames)
+        target = os.path.join(output_dir, "results", f"{name}.png")
+        save_png(target, color)
+        return written + [target]
+    frames = tqdm(frames, total=len(cameras), desc=name, leave=False, disable=not request.progress)
+    depth_frames = []
+    color_path = os.path.join(output_dir, "videos", f"{name}.mp4")
+    depth_path = os.path.join(output_dir, "videos", f"{name}_depth.mp4")
+
+    def colors_only():
+        for color, depth in frames:
+            depth_frames.append(depth)
+            yield color
+
+    write_mp4(color_path, colors_only())
+    write_mp4(depth_path, depth_frames)
+    return written + [color_path, depth_path]
+
+
+def run_render(request: RenderRequest) -> List[str]:
+    """Render every scene of ``request.scene_dir``; returns the files written."""
+    _check(request)
+    paths = find_scenes(request.scene_dir)
+    device = resolve_device(request.device)
+    output_dir = request.output_dir or _default_output_dir(request.scene_dir)
+    written: List[str] = []
+    for index, path in enumerate(tqdm(paths, desc="scenes", disable=not request.progress)):
+        written += _render_scene(request, path, index, output_dir, device)
+    return written

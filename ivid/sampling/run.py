@@ -1,0 +1,275 @@
+"""A whole ``inference/sample.py`` run: validate options, plan, split over devices, sample, write.
+
+:class:`SampleRequest` holds every option of the CLI with the reference defaults
+(SPEC §9). :func:`run_sampling` checks everything that can be checked before
+a model is built (seeds, classes, viewset, configs, checkpoints - downloading
+the released ones when missing), writes ``args.json`` / ``command.txt``, and then
+samples: in this process on one device, or in one spawned process per visible
+GPU when ``device`` is left to auto and several GPUs are visible (process ``r``
+takes samples ``r, r + n, r + 2n, ...``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ivid.utils.device import resolve_device
+from ivid.utils.seeds import parse_seeds, sample_generators
+
+from .image_to_3d import DEFAULT_MIDAS_CKPT
+from .multiview import MultiviewOptions, sample_multiview
+from .outputs import OutputWriter, run_dir_name, write_run_info
+from .plan import SampleJob, batched, parse_classes, plan_jobs, split_jobs
+from .viewsets import ViewsetChoice, parse_viewset, sample_cameras
+
+__all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "run_sampling", "sampling_devices", "find_file"]
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+#: ``--preset`` name -> (config_uncond, config_cond, ckpt_uncond, ckpt_cond), relative to the repo root
+PRESETS = {
+    "demo": ("configs/demo_uncond.json", "configs/demo_cond.json", "ckpts/demo/uncond.pt", "ckpts/demo/cond.pt"),
+}
+
+UNCOND_FRAMEWORKS = ("GaussianDiffusion", "ClassifierFreeGuidance")
+COND_FRAMEWORKS = ("InpaintCFG",)
+
+
+@dataclass
+class SampleRequest:
+    """Options of one sampling run (names and defaults of ``inference/sample.py``)."""
+
+    config_uncond: str = "configs/rgbd_imagenet_adm_128_large_cfg.json"
+    config_cond: str = "configs/rgbd_imagenet_adm_128_large_cond.json"
+    ckpt_uncond: str = "ckpts/imagenet128_uncond.pt"
+    ckpt_cond: str = "ckpts/imagenet128_cond.pt"
+    output_dir: str = "samples/imagenet128"
+    seeds: str = "0-8"
+    num_samples: Optional[int] = None
+    classes: Optional[str] = None          # None: 'mod', or 'null' for image-to-3D
+    viewset: str = "3x9"
+    steps_uncond: int = 1000
+    steps_cond: int = 50
+    guidance: float = 3.0
+    batchsize: int = 10
+    fov: float = 45.0
+    near: float = 0.6
+    far: float = 5.0
+    atol: float = 0.03
+    rtol: float = 0.03
+    erode_rgb: int = 3
+    replace_rgb: float = 0.1
+    replace_depth: float = 0.2
+    constrain_depth: float = 0.5
+    eta: float = 0.0
+    device: Optional[str] = None
+    preset: Optional[str] = None
+    input_image: Optional[str] = None
+    input_depth: Optional[str] = None
+    midas_ckpt: str = DEFAULT_MIDAS_CKPT
+    progress: bool = True
+
+    def options(self) -> MultiviewOptions:
+        return MultiviewOptions(steps_uncond=self.steps_uncond, steps_cond=self.steps_cond, guidance=self.guidance,
+                                fov=self.fov, near=self.near, far=self.far, atol=self.atol, rtol=self.rtol,
+                                erode_rgb=self.erode_rgb, replace_rgb=self.replace_rgb,
+                                replace_depth=self.replace_depth, constrain_depth=self.constrain_depth,
+                                eta=self.eta)
+
+
+@dataclass
+class _Plan:
+    """Everything a worker needs (picklable, for spawned processes)."""
+
+    request: SampleRequest
+    run_dir: str
+    jobs: List[SampleJob]
+    viewset: ViewsetChoice
+    ckpt_uncond: Optional[str]
+    ckpt_cond: Optional[str]
+    photo: Optional[Tuple[np.ndarray, np.ndarray]]
+
+
+def find_file(path: str) -> str:
+    """``path`` as given when it exists, else relative to the repository root when it exists there."""
+    if os.path.exists(path) or os.path.isabs(path):
+        return path
+    candidate = REPO_ROOT / path
+    return str(candidate) if candidate.exists() else path
+
+
+def _apply_preset(request: SampleRequest) -> SampleRequest:
+    if request.preset is None:
+        return request
+    if request.preset not in PRESETS:
+        raise ValueError(f"--preset {request.preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
+    files = [find_file(p) for p in PRESETS[request.preset]]
+    missing = [p for p in files if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"--preset {request.preset}: missing {', '.join(missing)}. The demo models are "
+                                "trained by this project (see ckpts/README.md); train them or use the released "
+                                "checkpoints (the default, without --preset)")
+    return dataclasses.replace(request, config_uncond=files[0], config_cond=files[1], ckpt_uncond=files[2],
+                               ckpt_cond=files[3])
+
+
+def _read_config(path: str, option: str) -> Dict:
+    from ivid.config import load_config
+
+    path = find_file(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{option} {path}: config file not found")
+    return load_config(path)
+
+
+def _check_configs(cfg_u: Optional[Dict], cfg_c: Optional[Dict], request: SampleRequest) -> Optional[int]:
+    """Model kinds and sizes fit together; returns the class count (None = unconditional)."""
+    def kind(cfg, option, valid, expect_in):
+        name = cfg["framework"]["name"]
+        in_ch = cfg["backbone"]["args"].get("in_channels")
+        if name not in valid or in_ch != expect_in:
+            raise ValueError(f"{option} {getattr(request, option[2:])}: framework {name} with in_channels {in_ch} "
+                             f"does not fit (expected {' or '.join(valid)} with in_channels {expect_in}); "
+                             "are --config_uncond and --config_cond swapped?")
+        return cfg["backbone"]["args"]
+
+    args_u = kind(cfg_u, "--config_uncond", UNCOND_FRAMEWORKS, 4) if cfg_u is not None else None
+    args_c = kind(cfg_c, "--config_cond", COND_FRAMEWORKS, 10) if cfg_c is not None else None
+    if args_u is not None and args_c is not None:
+        for key in ("image_size", "num_classes"):
+            if args_u.get(key) != args_c.get(key):
+                raise ValueError(f"--config_uncond and --config_cond disagree on {key}: "
+                                 f"{args_u.get(key)} vs {args_c.get(key)}")
+    return (args_u or args_c).get("num_classes") or None
+
+
+def _with_option(err: Exception, prefix: str) -> Exception:
+    """The same kind of error with ``prefix`` in front of its message (the error itself if that fails)."""
+    try:
+        return type(err)(f"{prefix}: {err}")
+    except Exception:
+        return err
+
+
+def _resolve_ckpt(path: str, option: str) -> str:
+    from ivid.checkpoints import resolve_checkpoint
+
+    try:
+        return os.fspath(resolve_checkpoint(find_file(path)))
+    except Exception as err:  # offline download failures, unknown files: name the option
+        raise _with_option(err, option) from err
+
+
+def _check_viewset(request: SampleRequest, viewset: ViewsetChoice) -> None:
+    if request.input_image is not None and viewset.is_single_view:
+        raise ValueError(f"--viewset {request.viewset}: image to 3D (--input_image) needs views to generate "
+                         "besides the photo; use random, 3x9, 360, 360x3 or a file with 2+ views")
+    if request.input_depth is not None and request.input_image is None:
+        raise ValueError("--input_depth needs --input_image")
+    if request.constrain_depth > 0 and request.replace_depth <= 0:
+        raise ValueError("--constrain_depth needs --replace_depth > 0 (it is applied together with it)")
+
+
+def _photo(request: SampleRequest, image_size: int, device: torch.device):
+    from .image_to_3d import load_midas, photo_rgbd01
+
+    midas = None
+    if request.input_depth is None:
+        midas = load_midas(find_file(request.midas_ckpt), device)
+    try:
+        return photo_rgbd01(request.input_image, image_size, request.input_depth, midas)
+    finally:
+        del midas
+
+
+def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
+    request = _apply_preset(request)
+    seeds = parse_seeds(request.seeds) if request.num_samples is None else None
+    image_mode = request.input_image is not None
+    classes = parse_classes(request.classes or ("null" if image_mode else "mod"))
+    viewset = parse_viewset(request.viewset)
+    _check_viewset(request, viewset)
+    need_u, need_c = not image_mode, not viewset.is_single_view
+    cfg_u = _read_config(request.config_uncond, "--config_uncond") if need_u else None
+    cfg_c = _read_config(request.config_cond, "--config_cond") if need_c else None
+    num_classes = _check_configs(cfg_u, cfg_c, request)
+    jobs = plan_jobs(seeds, classes, num_classes, request.num_samples)
+    ckpt_u = _resolve_ckpt(request.ckpt_uncond, "--ckpt_uncond") if need_u else None
+    ckpt_c = _resolve_ckpt(request.ckpt_cond, "--ckpt_cond") if need_c else None
+    request = dataclasses.replace(request, config_uncond=find_file(request.config_uncond),
+                                  config_cond=find_file(request.config_cond))
+    photo = _photo(request, cfg_c["backbone"]["args"]["image_size"], device) if image_mode else None
+    name = run_dir_name(viewset.label, request.steps_uncond, request.steps_cond, request.guidance,
+                        request.input_image)
+    return _Plan(request, os.path.join(request.output_dir, name), jobs, viewset, ckpt_u, ckpt_c, photo)
+
+
+def sampling_devices(device: Optional[str]) -> List[torch.device]:
+    """All visible GPUs when ``device`` is None/'auto' and there are several, else the one resolved device."""
+    if (device is None or device == "auto") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+    return [resolve_device(device)]
+
+
+def _load(config: str, ckpt: str, device: torch.device, option: str):
+    from ivid.checkpoints import load_framework
+
+    try:
+        return load_framework(config, ckpt, device)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise _with_option(err, f"{option} {ckpt} with config {config}") from err
+
+
+def _class_tensor(jobs: Sequence[SampleJob], framework, device: torch.device) -> Optional[torch.Tensor]:
+    if not getattr(framework.backbone, "num_classes", None):
+        return None
+    labels = [-1 if job.class_label is None else job.class_label for job in jobs]
+    return torch.tensor(labels, dtype=torch.long, device=device)
+
+
+def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan) -> None:
+    from .image_to_3d import first_view_tensor
+
+    device, request = devices[rank], plan.request
+    g_u = _load(request.config_uncond, plan.ckpt_uncond, device, "--ckpt_uncond") if plan.ckpt_uncond else None
+    g_c = _load(request.config_cond, plan.ckpt_cond, device, "--ckpt_cond") if plan.ckpt_cond else None
+    jobs = split_jobs(plan.jobs, rank, len(devices))
+    options = request.options()
+    where = f" [{device}]" if len(devices) > 1 else ""
+    with OutputWriter(plan.run_dir, plan.viewset, options.near, options.far, options.fov) as writer, \
+            tqdm(total=len(jobs), desc="samples" + where, disable=not request.progress, position=2 * rank,
+                 dynamic_ncols=True) as bar:
+        for batch in batched(jobs, request.batchsize):
+            generators = sample_generators([job.seed for job in batch], device)
+            first = None if plan.photo is None else first_view_tensor(*plan.photo, len(batch), device)
+            views = sample_multiview(g_u, g_c, [sample_cameras(plan.viewset, job.seed) for job in batch],
+                                     generators, _class_tensor(batch, g_u or g_c, device), options,
+                                     first_view=first, progress=request.progress, position=2 * rank + 1)
+            for job, sample in zip(batch, views):
+                writer.submit(job, sample)
+            bar.update(len(batch))
+
+
+def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None) -> str:
+    """Run a whole sampling job; returns the run folder.
+
+    Raises:
+        ValueError / FileNotFoundError / ConfigError / CheckpointError with a
+        message naming the option or file at fault.
+    """
+    devices = sampling_devices(request.device)
+    plan = _prepare(request, devices[0])
+    write_run_info(plan.run_dir, dataclasses.asdict(plan.request), argv)
+    if len(devices) == 1:
+        _worker(0, devices, plan)
+    else:
+        torch.multiprocessing.spawn(_worker, args=(devices, plan), nprocs=len(devices), join=True)
+    return plan.run_dir
