@@ -18,8 +18,9 @@ import argparse
 import datetime
 import json
 import os
+import sys
 
-from ivid.metrics import METRIC_CHOICES, MODES, DEFAULT_MODE, default_cache_name, evaluate_folders
+from ivid.metrics import DEFAULT_MODE, METRIC_CHOICES, MODES, MetricsError, default_cache_name, evaluate_folders
 from ivid.utils.io import atomic_write
 
 
@@ -42,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--metrics_dir", default="metrics", help="where <fake cache name>.jsonl is appended")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1), help="image loader processes")
+    p.add_argument("--num_workers", type=int, default=min(8, os.cpu_count() or 1), help="image loader processes")
     p.add_argument("--seed", type=int, default=0, help="fake sub-sample, KID subsets, IS shuffle")
     p.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     return p.parse_args(argv)
@@ -90,4 +91,7 @@ def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except MetricsError as exc:  # user-facing problems: one clear line, no traceback
+        sys.exit(f"eval.py: error: {exc}")

@@ -98,7 +98,7 @@ def _check_folders(data_dir: str, layout: str) -> str:
         raise DataLayoutError(f"{data_dir}: no 'images/' folder (expected {_EXPECTED[layout]})")
     if not os.path.isdir(os.path.join(data_dir, "depths")):
         raise DataLayoutError(f"{data_dir}: no 'depths/' folder (expected {_EXPECTED[layout]}; "
-                              "compute depth maps with scripts/prepare_depth.py)")
+                              "compute depth maps with scripts/predict_depth.py)")
     return images_dir
 
 

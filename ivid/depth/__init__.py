@@ -5,6 +5,7 @@ official checkpoint; ``ensure_midas_checkpoint`` fetches that file when missing.
 """
 
 from .checkpoint import MidasCheckpointError, map_checkpoint_key
+from .folder import FolderSummary, plan_folder, predict_folder
 from .download import DEFAULT_CKPT, MIDAS_URL, MidasDownloadError, ensure_midas_checkpoint
 from .midas import TINY_ARGS, MidasDepth
 from .transforms import compute_input_size, resize_prediction, transform_image
@@ -18,6 +19,9 @@ __all__ = [
     "ensure_midas_checkpoint",
     "DEFAULT_CKPT",
     "MIDAS_URL",
+    "plan_folder",
+    "predict_folder",
+    "FolderSummary",
     "compute_input_size",
     "transform_image",
     "resize_prediction",

@@ -14,8 +14,8 @@ grids ``(gh, gw)`` by deriving, on every call, a bias from that unchanged table:
 We install this by switching each block's attention to a subclass whose
 ``_get_rel_pos_bias`` reads the grid of the current forward from a small state
 object owned by the backbone (no global state, no reference cycles, the stored
-table is never resized in place). Everything else (fused attention, LayerScale,
-MLP) is timm's own code.
+table is never resized in place; one forward at a time per model instance).
+Everything else (fused attention, LayerScale, MLP) is timm's own code.
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ class MidasBeitBackbone(nn.Module):
     def init_buffers(self) -> None:
         """(Re)create the non-persistent zero ``k_bias`` buffers next to ``q_bias`` (after a meta build)."""
         for block in self.model.blocks:
-            attn = block.attn
-            attn.k_bias = torch.zeros_like(attn.q_bias, device=attn.q_bias.device).detach()
+            block.attn.k_bias = torch.zeros_like(block.attn.q_bias).detach()
 
     def forward(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], Tuple[int, int]]:
         """``x`` B x 3 x H x W (H, W multiples of 16) -> (hooked outputs, (gh, gw)).

@@ -1,6 +1,6 @@
 """Depth for a whole dataset folder: ``D/images/...`` -> ``D/depths/...npz`` (SPEC section 7).
 
-Layout: every ``.png/.jpg/.jpeg`` (any case) under ``D/images/`` (ImageNet
+Layout: every ``.png/.jpg/.jpeg`` (also .webp/.bmp/.tif/.tiff; any case) under ``D/images/`` (ImageNet
 ``images/<wnid>/<name>.JPEG`` or flat ``images/<name>.<ext>``) gets
 ``D/depths/<same relative path, extension replaced by .npz>`` holding ``arr_0``:
 the MiDaS prediction at the image size as float16 (saturated to +-65504).
@@ -34,7 +34,8 @@ from ivid.utils.io import atomic_save_npz
 
 from .transforms import NET_SIZE, transform_image
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# lower-case image extensions; the same set as the training index (ivid.data.index)
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -77,7 +78,8 @@ def plan_folder(data_dir: str, overwrite: bool = False) -> FolderPlan:
                                 "images/<wnid>/<name>.JPEG or images/<name>.<png|jpg|jpeg>)")
     images = list_images(images_dir)
     if not images:
-        raise FileNotFoundError(f"--data_dir {data_dir}: no .png/.jpg/.jpeg files under {images_dir}")
+        raise FileNotFoundError(f"--data_dir {data_dir}: no images ({', '.join(IMAGE_EXTENSIONS)}) "
+                                f"under {images_dir}")
     owners: Dict[str, str] = {}
     for rel in images:
         other = owners.setdefault(depth_relpath(rel), rel)

@@ -43,7 +43,8 @@ class MidasDepth(nn.Module):
         neck_channels: reassembled map widths (256, 512, 1024, 1024).
         features: decoder width (256).
         head_channels: hidden width before the last 1x1 conv of the head (32).
-        net_size: transform target of the shorter-scaled side (512, MiDaS ``--height``).
+        net_size: target side of the input transform (512, MiDaS ``--height``): one side of
+            the network input equals it, see ``transforms.compute_input_size``.
         window: token grid side of the stored rel-pos tables (32 = 512 / 16).
 
     Building never downloads anything (timm ``Beit`` is built directly, no

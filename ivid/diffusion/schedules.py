@@ -51,7 +51,11 @@ def get_betas(beta_schedule: str, timesteps: int) -> np.ndarray:
         raise ValueError(f"unknown beta_schedule {beta_schedule!r}; valid: {', '.join(BETA_SCHEDULES)}")
     if not isinstance(timesteps, int) or timesteps < 1:
         raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
-    return BETA_SCHEDULES[beta_schedule](timesteps)
+    betas = BETA_SCHEDULES[beta_schedule](timesteps)
+    if not (betas.min() > 0 and betas.max() < 1):
+        raise ValueError(f"beta_schedule {beta_schedule!r} with timesteps={timesteps} gives betas outside (0, 1) "
+                         f"(max {betas.max():.3g}); use more timesteps")
+    return betas
 
 
 def diffusion_tables(betas: np.ndarray) -> Dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ from .mesh import Mesh, Vertices, depth_to_mesh
 # --- rendering (GEOMETRY-2: raster.py / shading.py / resample.py / warp.py) ---------------
 # GEOMETRY-2 adds its single import line right below this comment:
 #   from .warp import aggregate_conditions, forward_backward_warp, render_fusion
+from .warp import aggregate_conditions, forward_backward_warp, render_fusion  # noqa: E402
 # ---------------------------------------------------------------------------------------------
 
 __all__ = [

@@ -101,7 +101,9 @@ def expand_spans(lo: torch.Tensor, hi: torch.Tensor) -> Tuple[torch.Tensor, torc
 def _expand(count: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """(owner, offset) for ``count[i]`` consecutive entries per owner i (negative counts = 0)."""
     count = count.clamp_min(0)
-    owner = torch.repeat_interleave(torch.arange(count.numel(), device=count.device), count)
     start = torch.cumsum(count, 0) - count
-    offset = torch.arange(owner.numel(), device=count.device) - start[owner]
+    total = int(start[-1] + count[-1]) if count.numel() else 0
+    # owners start at ``start``; empty owners share the next owner's start and are skipped
+    owner = torch.cumsum(torch.bincount(start, minlength=total + 1)[:total], 0) - 1
+    offset = torch.arange(total, device=count.device) - start.index_select(0, owner)
     return owner, offset

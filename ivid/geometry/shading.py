@@ -6,16 +6,18 @@ interpolated perspective-correctly with the fragment barycentrics; fragment test
 threshold the INTERPOLATED flags, as the reference's GLSL does. Textures are
 sampled with NEAREST filtering and clamp-to-edge: texel = floor(u * N) clamped.
 
-- :func:`simple_shade` (SimpleRenderer, warping): back-facing -> colour 0, alpha 0;
-  front-facing -> texel colour, alpha 0 if interpolated is_edge > 0.999 else 1.
+- :func:`simple_shade` (SimpleRenderer, warping): back-facing -> colour 0, alpha 0
+  (depth is still written); front-facing -> texel colour, alpha 0 if interpolated
+  is_edge > 0.999 else 1.
 - :func:`aggregation_shade` (AggregationRenderer): the view-angle weight of SPEC
-  section 6; :class:`AggregationAccumulator` folds the frames of one target
-  camera mesh by mesh (sum of weighted colour, weighted window depth with the
-  "keep the farther fallback" rule, coverage counters) and reads them back.
+  section 6 on front faces, weight 0 on back faces (which still occupy the depth
+  buffer); :class:`AggregationAccumulator` folds the frames of the meshes of a
+  target camera in mesh order and reads the result back.
 
-Back-facing fragments with interpolated is_padding > 0.001 are discarded by the
-rasteriser (``back_discard``), since a discard also skips the depth write.
-Arithmetic is float32, like the GPU shaders and RGBA32F framebuffers.
+Back-facing fragments with interpolated is_padding > 0.001 must be discarded by
+the rasteriser (``back_discard``), since a discard also skips the depth write.
+Arithmetic is float32, like the GPU shaders and RGBA32F framebuffers. Internally
+values are channel-first (C, F, H, W): much faster gathers on CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Dict
 
 import torch
 
+from ._raster_setup import take_columns
 from .raster import Fragments
 
 EDGE_ALPHA_THRESHOLD = 0.999
@@ -47,17 +50,22 @@ def interpolate(fragments: Fragments, faces: torch.Tensor, values: torch.Tensor)
     """Perspective-correct interpolation of per-vertex values at every pixel.
 
     Args:
-        fragments: rasterisation of F frames.
+        fragments: rasterisation of F frames (H x W).
         faces: (nF, 3) int64 the faces given to the rasteriser.
-        values: (V, C) per-vertex values (cast to float32).
+        values: (C, V) per-vertex values, channel-first (cast to float32).
 
     Returns:
-        (F, H, W, C) float32; 0 where no face was drawn.
+        (C, F, H, W) float32; 0 where no face was drawn.
     """
-    face = fragments.pix_to_face.clamp_min(0)
-    corner = values.to(torch.float32)[faces[face]]  # (F, H, W, 3, C)
-    out = (fragments.bary.unsqueeze(-1) * corner).sum(-2)
-    return out * fragments.covered.unsqueeze(-1)
+    face = fragments.pix_to_face.reshape(-1).clamp_min(0)
+    bary = fragments.bary.permute(3, 0, 1, 2).reshape(3, -1)
+    table = values.to(torch.float32)
+    corners = take_columns(faces.T.contiguous(), face)
+    out = None
+    for k in range(3):
+        term = take_columns(table, corners[k]) * bary[k]
+        out = term if out is None else out + term
+    return out.reshape((-1,) + tuple(fragments.pix_to_face.shape))
 
 
 def sample_nearest(textures: torch.Tensor, frame_texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
@@ -66,16 +74,18 @@ def sample_nearest(textures: torch.Tensor, frame_texture: torch.Tensor, uv: torc
     Args:
         textures: (T, Ht, Wt, C) texture images, row 0 = v 0.
         frame_texture: (F,) int64 texture used by each frame.
-        uv: (F, H, W, 2) float32 texture coordinates (u along columns, v along rows).
+        uv: (2, F, H, W) float32 texture coordinates (u along columns, v along rows).
 
     Returns:
-        (F, H, W, C) texel values in the textures' dtype.
+        (C, F, H, W) texel values (float32).
     """
-    height, width = textures.shape[1:3]
-    col = torch.floor(uv[..., 0] * width).to(torch.int64).clamp(0, width - 1)
-    row = torch.floor(uv[..., 1] * height).to(torch.int64).clamp(0, height - 1)
-    index = frame_texture.view(-1, 1, 1).to(torch.int64)
-    return textures[index, row, col]
+    count, height, width, channels = textures.shape
+    col = torch.floor(uv[0] * width).clamp_(0, width - 1).to(torch.int64)
+    row = torch.floor(uv[1] * height).clamp_(0, height - 1).to(torch.int64)
+    base = frame_texture.to(device=uv.device, dtype=torch.int64).view(-1, 1, 1) * (height * width)
+    index = (base + row * width + col).reshape(-1)
+    flat = textures.to(torch.float32).reshape(-1, channels).T.contiguous()
+    return take_columns(flat, index).reshape((channels,) + tuple(uv.shape[1:]))
 
 
 def simple_shade(fragments: Fragments, faces: torch.Tensor, uv: torch.Tensor, is_edge: torch.Tensor,
@@ -91,11 +101,12 @@ def simple_shade(fragments: Fragments, faces: torch.Tensor, uv: torch.Tensor, is
         ``color`` (F, H, W, 3) float32 (texel colour on front faces, else 0) and
         ``alpha`` (F, H, W) float32 in {0, 1}.
     """
-    attrs = interpolate(fragments, faces, torch.cat([uv.to(torch.float32), is_edge.reshape(-1, 1).float()], -1))
+    table = torch.cat([uv.T.to(torch.float32), is_edge.reshape(1, -1).to(torch.float32)], 0)
+    attrs = interpolate(fragments, faces, table)
     front = fragments.front_facing
-    color = sample_nearest(textures.to(torch.float32), frame_texture, attrs[..., :2]) * front.unsqueeze(-1)
-    alpha = (front & (attrs[..., 2] <= EDGE_ALPHA_THRESHOLD)).to(torch.float32)
-    return {"color": color, "alpha": alpha}
+    color = sample_nearest(textures, frame_texture, attrs[:2]) * front
+    alpha = (front & (attrs[2] <= EDGE_ALPHA_THRESHOLD)).to(torch.float32)
+    return {"color": color.permute(1, 2, 3, 0), "alpha": alpha}
 
 
 def aggregation_weight(position: torch.Tensor, normal: torch.Tensor, flags: torch.Tensor,
@@ -103,22 +114,23 @@ def aggregation_weight(position: torch.Tensor, normal: torch.Tensor, flags: torc
     """Front-face fragment weight of the aggregation shader (SPEC section 6).
 
     Args:
-        position, normal: (..., 3) interpolated world position / normal.
-        flags: (..., 3) interpolated (is_edge, is_padding, is_eroded).
-        source_center: (..., 3) the source camera centre of the fragment's mesh.
+        position, normal: (3, ...) interpolated world position / normal (channel-first).
+        flags: (3, ...) interpolated (is_edge, is_padding, is_eroded).
+        source_center: (3, ...) broadcastable source camera centre of the fragment's mesh.
 
     Returns:
-        (...,) float32 weight in [1e-16, 1].
+        (...) float32 weight in [1e-16, 1].
     """
-    view = torch.nn.functional.normalize(source_center - position, dim=-1, eps=0.0)
-    unit_normal = torch.nn.functional.normalize(normal, dim=-1, eps=0.0)
-    cosine = (view * unit_normal).sum(-1).clamp(0, 1)
-    weight = torch.exp(torch.clamp_min(-ANGLE_SHARPNESS * torch.acos(cosine), MIN_LOG_WEIGHT))
-    weight = weight.clamp_min(MIN_ANGLE_WEIGHT)
-    weight = torch.where(flags[..., 2] >= ERODED_THRESHOLD, weight * ERODED_FACTOR, weight)
-    fallback = (flags[..., 1] > PADDING_THRESHOLD) | (flags[..., 0] > EDGE_THRESHOLD)
+    view = source_center - position
+    dot = (view * normal).sum(0)
+    norm = view.square().sum(0).sqrt() * normal.square().sum(0).sqrt()
+    cosine = (dot / norm).nan_to_num_(0.0).clamp_(0, 1)
+    weight = torch.exp((-ANGLE_SHARPNESS * torch.acos(cosine)).clamp_min_(MIN_LOG_WEIGHT)).clamp_min_(MIN_ANGLE_WEIGHT)
+    eroded = (flags[2] >= ERODED_THRESHOLD).to(weight.dtype)
+    weight = weight * (1 - eroded + eroded * ERODED_FACTOR)
+    fallback = (flags[1] > PADDING_THRESHOLD) | (flags[0] > EDGE_THRESHOLD)
     weight = torch.where(fallback, torch.full_like(weight, FALLBACK_WEIGHT), weight)
-    return weight.clamp_min(FALLBACK_WEIGHT)
+    return weight.clamp_min_(FALLBACK_WEIGHT)
 
 
 def aggregation_shade(fragments: Fragments, faces: torch.Tensor, position: torch.Tensor, normal: torch.Tensor,
@@ -135,25 +147,26 @@ def aggregation_shade(fragments: Fragments, faces: torch.Tensor, position: torch
         frame_center: (F, 3) source camera centre of each frame's mesh (world).
 
     Returns:
-        ``color`` (F, H, W, 3) float32 texel colour (0 on back faces / empty) and
+        ``color`` (3, F, H, W) float32 texel colour (0 on back faces / empty) and
         ``weight`` (F, H, W) float32 (0 on back faces / empty pixels).
     """
-    attrs = interpolate(fragments, faces, torch.cat([position.float(), normal.float(), uv.float(), flags.float()], -1))
-    center = frame_center.to(torch.float32).view(-1, 1, 1, 3)
-    weight = aggregation_weight(attrs[..., 0:3], attrs[..., 3:6], attrs[..., 8:11], center)
+    table = torch.cat([position.T.float(), normal.T.float(), uv.T.float(), flags.T.float()], 0)
+    attrs = interpolate(fragments, faces, table)
+    center = frame_center.to(device=attrs.device, dtype=torch.float32).T.reshape(3, -1, 1, 1)
+    weight = aggregation_weight(attrs[0:3], attrs[3:6], attrs[8:11], center)
     front = fragments.front_facing
     weight = weight * front
-    color = sample_nearest(textures.to(torch.float32), frame_texture, attrs[..., 6:8]) * front.unsqueeze(-1)
+    color = sample_nearest(textures, frame_texture, attrs[6:8]) * front
     return {"color": color, "weight": weight}
 
 
 @dataclass
 class AggregationAccumulator:
-    """Running per-pixel sums over the meshes of one target camera (float32, (B, H, W) each).
+    """Running per-pixel sums over the meshes of B target images (float32, (B, H, W)).
 
-    ``color_sum`` (B, H, W, 3) = sum w*rgb, ``color_weight`` = sum w, ``depth_sum`` =
-    sum wd*window_depth, ``depth_weight`` = sum wd, ``count_depth`` / ``count_color``
-    = number of meshes with w > 1e-14 / w > 1e-6.
+    ``color_sum`` (3, B, H, W) = sum w*rgb, ``color_weight`` = sum w, ``depth_sum``
+    = sum wd * window depth, ``depth_weight`` = sum wd, ``count_depth`` /
+    ``count_color`` (int32) = number of meshes with w > 1e-14 / w > 1e-6.
     """
 
     color_sum: torch.Tensor
@@ -166,36 +179,33 @@ class AggregationAccumulator:
     @classmethod
     def zeros(cls, batch: int, height: int, width: int, device: torch.device) -> "AggregationAccumulator":
         """Empty accumulators for ``batch`` target images of H x W pixels."""
-        def plane() -> torch.Tensor:
-            return torch.zeros(batch, height, width, dtype=torch.float32, device=device)
-        return cls(torch.zeros(batch, height, width, 3, dtype=torch.float32, device=device), plane(), plane(),
-                   plane(), torch.zeros(batch, height, width, dtype=torch.int32, device=device),
-                   torch.zeros(batch, height, width, dtype=torch.int32, device=device))
+        def plane(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.zeros(batch, height, width, dtype=dtype, device=device)
+        return cls(torch.zeros(3, batch, height, width, dtype=torch.float32, device=device), plane(), plane(),
+                   plane(), plane(torch.int32), plane(torch.int32))
 
     def fold(self, color: torch.Tensor, weight: torch.Tensor, zbuf: torch.Tensor) -> None:
-        """Add one mesh's framebuffer (per target image), in mesh order.
+        """Add one mesh's framebuffer (per target image); call in mesh order.
 
         Args:
-            color: (B, H, W, 3) float32 shaded colour; weight: (B, H, W) float32 alpha
+            color: (3, B, H, W) float32 shaded colour; weight: (B, H, W) float32 alpha
                 (0 = nothing); zbuf: (B, H, W) float32 window depth of that mesh.
         """
-        weak = torch.tensor(WEAK_DEPTH_WEIGHT, dtype=torch.float32, device=weight.device)
-        depth_w = torch.where(weight > DEPTH_EVIDENCE, torch.ones_like(weight),
-                              torch.where(weight > 0, weak, torch.zeros_like(weight)))
+        weak = WEAK_DEPTH_WEIGHT
+        has_depth = weight > DEPTH_EVIDENCE
+        depth_w = has_depth.to(torch.float32) + ((weight > 0) & ~has_depth).to(torch.float32) * weak
         self.count_color += (weight > COLOR_EVIDENCE).to(torch.int32)
-        self.count_depth += (weight > DEPTH_EVIDENCE).to(torch.int32)
-        only_weak = ((self.depth_weight - weak).abs() < weak) & (depth_w == weak)
+        self.count_depth += has_depth.to(torch.int32)
+        # only weak (edge / padding) evidence so far and this mesh is weak too: keep the farther one
+        only_weak = ((self.depth_weight - weak).abs() < weak) & (depth_w == torch.tensor(weak, dtype=torch.float32))
         replace = only_weak & (zbuf * weak > self.depth_sum)
-        add = ~only_weak
-        self.color_sum = torch.where(replace.unsqueeze(-1), weight.unsqueeze(-1) * color,
-                                     torch.where(add.unsqueeze(-1), self.color_sum + weight.unsqueeze(-1) * color,
-                                                 self.color_sum))
-        self.color_weight = torch.where(replace, weight, torch.where(add, self.color_weight + weight,
-                                                                     self.color_weight))
-        self.depth_sum = torch.where(replace, zbuf * weak, torch.where(add, self.depth_sum + depth_w * zbuf,
-                                                                       self.depth_sum))
-        self.depth_weight = torch.where(replace, weak, torch.where(add, self.depth_weight + depth_w,
-                                                                   self.depth_weight))
+        # exact 0/1 blends: add -> old + new, replace -> new, keep -> old
+        keep_old = (~replace).to(torch.float32)
+        take_new = (~(only_weak & ~replace)).to(torch.float32)
+        self.color_sum = self.color_sum * keep_old + (weight * take_new) * color
+        self.color_weight = self.color_weight * keep_old + weight * take_new
+        self.depth_sum = self.depth_sum * keep_old + (depth_w * take_new) * zbuf
+        self.depth_weight = self.depth_weight * keep_old + depth_w * take_new
 
     def read_back(self, near: float, far: float) -> Dict[str, torch.Tensor]:
         """Final images of the aggregation render.
@@ -203,18 +213,15 @@ class AggregationAccumulator:
         Returns:
             ``color`` (B, H, W, 3) float32 = sum w rgb / sum w (0 where sum w = 0);
             ``depth`` (B, H, W) float32 linear depth of the averaged window depth
-            (window depth 0, i.e. ``near``, where no depth weight); ``mask_color`` /
-            ``mask_depth`` (B, H, W) bool (any mesh with colour / depth evidence).
+            (window depth 0, i.e. ``near``, where there is no depth weight);
+            ``mask_color`` / ``mask_depth`` (B, H, W) bool (some mesh gave colour /
+            depth evidence).
         """
         has_color = self.color_weight > 0
-        safe = torch.where(has_color, self.color_weight, torch.ones_like(self.color_weight))
-        color = torch.where(has_color.unsqueeze(-1), self.color_sum / safe.unsqueeze(-1),
-                            torch.zeros_like(self.color_sum))
+        color = self.color_sum / (self.color_weight + (~has_color).to(torch.float32))
         has_depth = self.depth_weight > 0
-        window = torch.where(has_depth, self.depth_sum / torch.where(has_depth, self.depth_weight,
-                                                                     torch.ones_like(self.depth_weight)),
-                             torch.zeros_like(self.depth_sum))
-        return {"color": color, "depth": window_to_linear(window, near, far),
+        window = self.depth_sum / (self.depth_weight + (~has_depth).to(torch.float32))
+        return {"color": color.permute(1, 2, 3, 0), "depth": window_to_linear(window, near, far),
                 "mask_color": self.count_color > 0, "mask_depth": self.count_depth > 0}
 
 

@@ -92,8 +92,6 @@ def _module_device(module: Callable) -> torch.device:
 
 def _prepare_extractor(feature_extractor, mode, inception_weights, device) -> Tuple[Callable, str, torch.device]:
     """The extractor to run, its name (for caches) and the device its inputs go to."""
-    if mode not in MODES:
-        raise MetricsError(f"unknown clean-fid mode {mode!r}; valid: {', '.join(MODES)}")
     if feature_extractor is None:
         device = resolve_device(device)
         extractor = build_inception(mode, inception_weights, device)
@@ -159,7 +157,8 @@ def _image_set(role: str, folder: Optional[str], run: _Run, cache_name: Optional
         else:
             run.note(f"{role}: left the existing cache {path} unchanged (reuse it with --use_{role}_images_cache, "
                      "replace it with --overwrite_cache)")
-    return features, dict(info, count=features.count, seconds=seconds)
+    return features, dict(info, count=features.count, seconds=round(seconds, 3),
+                          images_per_second=round(features.count / max(seconds, 1e-9), 1))
 
 
 def _scores(metrics: Sequence[str], real: Optional[FeatureSet], fake: FeatureSet, seed: int,
@@ -183,6 +182,8 @@ def _check_request(metrics: Sequence[str], real_dir: Optional[str], mode: str, f
     unknown = [m for m in metrics if m not in METRIC_CHOICES]
     if unknown or not metrics:
         raise MetricsError(f"metrics {list(metrics)}: choose among {', '.join(METRIC_CHOICES)}")
+    if mode not in MODES:
+        raise MetricsError(f"unknown clean-fid mode {mode!r}; valid: {', '.join(MODES)}")
     if ("fid" in metrics or "kid" in metrics) and real_dir is None:
         raise MetricsError("FID and KID need real images: give real_dir (--real_images_dir)")
     if "is" in metrics and feature_extractor is None and mode == "legacy_pytorch":

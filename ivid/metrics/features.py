@@ -158,8 +158,10 @@ def extract_feature_set(files: Sequence[str], loader: Loader, image_size: int, e
                     logits.append(batch_logits.float().cpu().numpy())
                 done += x.shape[0]
                 bar.update(x.shape[0])
-    finally:
-        del batch_iter  # stop loader workers now, even while an exception (holding this frame) propagates
+    finally:  # stop loader workers now: a propagating exception's traceback would keep them alive
+        shutdown = getattr(batch_iter, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
     seconds = time.perf_counter() - start
     if verbose:
         print(f"{desc}: {done} images in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} images/s)")

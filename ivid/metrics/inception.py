@@ -33,6 +33,7 @@ import os
 import platform
 import shutil
 import tempfile
+import warnings
 from typing import Optional, Tuple
 
 import torch
@@ -161,7 +162,9 @@ def _load_pytorch_fid() -> nn.Module:
     from cleanfid.inception_pytorch import FID_WEIGHTS_URL, InceptionV3
 
     try:
-        return InceptionV3(output_blocks=[3], resize_input=False)
+        with warnings.catch_warnings():  # clean-fid builds torchvision's model with the old 'pretrained' argument
+            warnings.simplefilter("ignore", UserWarning)
+            return InceptionV3(output_blocks=[3], resize_input=False)
     except Exception as exc:  # download failures surface as urllib/OS errors
         hub = os.path.join(torch.hub.get_dir(), "checkpoints")
         raise MetricsError(f"legacy_pytorch mode: could not load pytorch-fid's Inception weights "
@@ -188,7 +191,9 @@ def build_inception(mode: str = DEFAULT_MODE, weights: Optional[str] = None,
         return PytorchFidInception(_load_pytorch_fid()).eval().to(device)
     path = resolve_inception_weights(weights)
     try:
-        base = torch.jit.load(path, map_location="cpu").eval()
+        with warnings.catch_warnings():  # recent torch flags TorchScript loading as deprecated; it is the file's format
+            warnings.simplefilter("ignore", FutureWarning)
+            base = torch.jit.load(path, map_location="cpu").eval()
     except Exception as exc:  # a corrupt or foreign file
         raise MetricsError(f"{path}: not a loadable TorchScript {INCEPTION_FILE} ({type(exc).__name__}: {exc}); "
                            f"re-download it from {INCEPTION_URL}") from exc

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .fp16 import cast_state_dict_like, convert_torso
-from .layers import GroupNorm32, PosEncoding, zero_module
+from .layers import Conv1d, Conv2d, GroupNorm32, PosEncoding, zero_module
 
 __all__ = ["AdmUnet2d"]
 
@@ -38,14 +38,14 @@ class _ResBlock(nn.Module):
         self.use_scale_shift_norm = use_scale_shift_norm
         self.up, self.down = up, down
         self.in_layers = nn.Sequential(
-            GroupNorm32(num_groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1))
+            GroupNorm32(num_groups, channels), nn.SiLU(), Conv2d(channels, out_channels, 3, padding=1))
         self.emb_layers = nn.Sequential(
             nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels if use_scale_shift_norm else out_channels))
         self.out_layers = nn.Sequential(
             GroupNorm32(num_groups, out_channels), nn.SiLU(), nn.Dropout(p=dropout),
-            zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)))
+            zero_module(Conv2d(out_channels, out_channels, 3, padding=1)))
         self.skip_connection = (nn.Identity() if out_channels == channels
-                                else nn.Conv2d(channels, out_channels, 1))
+                                else Conv2d(channels, out_channels, 1))
 
     def _resample(self, x: torch.Tensor) -> torch.Tensor:
         if self.up:
@@ -83,8 +83,8 @@ class _AttentionBlock(nn.Module):
             raise ValueError(f"attention: {channels} channels do not split into {num_heads} heads")
         self.num_heads = num_heads
         self.norm = GroupNorm32(num_groups, channels)
-        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
+        self.qkv = Conv1d(channels, 3 * channels, 1)
+        self.proj_out = zero_module(Conv1d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[:2]
@@ -106,7 +106,7 @@ class _Downsample(nn.Module):
     def __init__(self, channels: int, use_conv: bool, out_channels: Optional[int] = None):
         super().__init__()
         out_channels = out_channels or channels
-        self.op = (nn.Conv2d(channels, out_channels, 3, stride=2, padding=1) if use_conv
+        self.op = (Conv2d(channels, out_channels, 3, stride=2, padding=1) if use_conv
                    else nn.AvgPool2d(kernel_size=2, stride=2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +119,7 @@ class _Upsample(nn.Module):
     def __init__(self, channels: int, use_conv: bool, out_channels: Optional[int] = None):
         super().__init__()
         out_channels = out_channels or channels
-        self.conv = nn.Conv2d(channels, out_channels, 3, padding=1) if use_conv else None
+        self.conv = Conv2d(channels, out_channels, 3, padding=1) if use_conv else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
@@ -133,6 +133,17 @@ class _EmbedSequential(nn.Sequential):
         for layer in self:
             x = layer(x, emb) if isinstance(layer, _ResBlock) else layer(x)
         return x
+
+
+def _normal_embedding(num: int, dim: int) -> nn.Embedding:
+    """``nn.Embedding(num, dim)`` with its N(0, 1) init skipped on the 'meta' device.
+
+    (Random init on 'meta' makes torch import its compiler stack, seconds per process.)
+    """
+    weight = torch.empty(num, dim)
+    if weight.device.type != "meta":
+        nn.init.normal_(weight)
+    return nn.Embedding.from_pretrained(weight, freeze=False)
 
 
 class AdmUnet2d(nn.Module):
@@ -197,7 +208,7 @@ class AdmUnet2d(nn.Module):
         self.time_embed = nn.Sequential(PosEncoding(model_channels), nn.Linear(model_channels, emb_channels),
                                         nn.SiLU(), nn.Linear(emb_channels, emb_channels))
         if num_classes is not None:
-            self.label_emb = nn.Embedding(num_classes, emb_channels)
+            self.label_emb = _normal_embedding(num_classes, emb_channels)
 
         resolutions = set(attention_resolutions)
         skip_channels = self._build_input_blocks(channel_mult, num_res_blocks, resolutions,
@@ -208,7 +219,7 @@ class AdmUnet2d(nn.Module):
         ch = self._build_output_blocks(ch, skip_channels, channel_mult, num_res_blocks, resolutions,
                                        conv_resample, resblock_updown)
         self.out = nn.Sequential(GroupNorm32(num_groups, ch), nn.SiLU(),
-                                 zero_module(nn.Conv2d(ch, out_channels, 3, padding=1)))
+                                 zero_module(Conv2d(ch, out_channels, 3, padding=1)))
         if use_fp16:
             convert_torso(self, torch.float16)
 
@@ -230,7 +241,7 @@ class AdmUnet2d(nn.Module):
 
     def _build_input_blocks(self, channel_mult, num_res_blocks, resolutions, conv_resample, resblock_updown):
         ch = int(channel_mult[0] * self.model_channels)
-        self.input_blocks = nn.ModuleList([_EmbedSequential(nn.Conv2d(self.in_channels, ch, 3, padding=1))])
+        self.input_blocks = nn.ModuleList([_EmbedSequential(Conv2d(self.in_channels, ch, 3, padding=1))])
         skip_channels = [ch]
         size = self.image_size
         for level, mult in enumerate(channel_mult):

@@ -92,7 +92,8 @@ class View:
 
 @dataclass
 class Timings:
-    """Wall-clock seconds spent per phase (``model``, ``condition``, ``mesh``), for benchmarks."""
+    """Wall-clock seconds per phase, for benchmarks: ``model_uncond`` (G_u sampling), ``model_cond``
+    (G_c sampling), ``condition`` (aggregate_conditions), ``mesh`` (depth_to_mesh of finished views)."""
 
     seconds: Dict[str, float] = field(default_factory=dict)
     device: Optional[torch.device] = None
@@ -169,14 +170,6 @@ def loop_generator(generators: Sequence[torch.Generator]):
     return torch.Generator(device=generators[0].device).manual_seed(combined)
 
 
-def _backbone(framework):
-    return framework.backbone
-
-
-def _model_device(framework) -> torch.device:
-    return framework.device
-
-
 def sample_first_view(g_u, generators: Sequence[torch.Generator], classes: Optional[torch.Tensor],
                       options: MultiviewOptions, timings: Optional[Timings] = None, in_loop=None) -> torch.Tensor:
     """Draw the first view of every sample with G_u.
@@ -188,11 +181,11 @@ def sample_first_view(g_u, generators: Sequence[torch.Generator], classes: Optio
     Returns:
         ``B x 4 x S x S`` float32 RGBD in [-1, 1] on the model's device.
     """
-    backbone = _backbone(g_u)
-    device = _model_device(g_u)
+    backbone = g_u.backbone
+    device = g_u.device
     noise = draw_noise(generators, (backbone.out_channels, backbone.image_size, backbone.image_size), device)
     sampler, steps = make_sampler(g_u, options.steps_uncond)
-    with _measure(timings, "model"), torch.no_grad():
+    with _measure(timings, "model_uncond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=steps, eta=options.eta,
                                 generator=in_loop if in_loop is not None else loop_generator(generators),
                                 strength=options.guidance)
@@ -268,10 +261,10 @@ def _cond_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions) -> Di
 
 
 def _conditional_view(g_c, sampler, generators, in_loop, classes, cond, options, timings) -> torch.Tensor:
-    backbone = _backbone(g_c)
-    device = _model_device(g_c)
+    backbone = g_c.backbone
+    device = g_c.device
     noise = draw_noise(generators, (backbone.out_channels, backbone.image_size, backbone.image_size), device)
-    with _measure(timings, "model"), torch.no_grad():
+    with _measure(timings, "model_cond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=int(options.steps_cond),
                                 eta=options.eta, generator=in_loop,
                                 **_cond_kwargs(cond, options))
@@ -338,7 +331,7 @@ def sample_multiview(g_u, g_c, modelviews, generators: Sequence[torch.Generator]
     else:
         if first_view.shape[0] != batch:
             raise ValueError(f"first_view holds {first_view.shape[0]} samples, expected {batch}")
-        device = _model_device(g_c) if g_c is not None else first_view.device
+        device = g_c.device if g_c is not None else first_view.device
         x_0 = first_view.to(device=device, dtype=torch.float32)
     if num_views > 1 and g_c is None:
         raise ValueError("sample_multiview: more than one view needs g_c")
@@ -350,7 +343,7 @@ def sample_multiview(g_u, g_c, modelviews, generators: Sequence[torch.Generator]
     from ivid.diffusion import DdimSampler
 
     sampler = DdimSampler(g_c)  # G_c always uses DDIM (SPEC §4)
-    device = _model_device(g_c)
+    device = g_c.device
     current = x_0
     for j in tqdm(range(1, num_views), desc="views", leave=False, disable=not progress,
                   position=position, dynamic_ncols=True):

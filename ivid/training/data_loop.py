@@ -80,7 +80,8 @@ class BatchStream:
         self.batches_per_epoch = (self.num_items // self.world_size) // self.batch_size
         if self.batches_per_epoch < 1:
             raise ValueError(f"the dataset has {self.num_items} samples, fewer than one batch of "
-                             f"{self.batch_size} per rank x {self.world_size} rank(s); add data or lower the batch size")
+                             f"{self.batch_size} per rank x {self.world_size} rank(s); "
+                             "add data or lower the batch size")
         self.epoch, self.batch_in_epoch = int(epoch), int(batch_in_epoch)
         if self.batch_in_epoch >= self.batches_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
@@ -91,7 +92,8 @@ class BatchStream:
             self.dataset.set_epoch(self.epoch)
         sampler = ShardSampler(self.num_items, self.rank, self.world_size, self.seed, self.epoch,
                                start=self.batch_in_epoch * self.batch_size)
-        worker_seed = torch.Generator().manual_seed(self.seed * _EPOCH_SEED_STRIDE + self.epoch + 7919 * self.rank)
+        worker_seed = torch.Generator().manual_seed(
+            self.seed * _EPOCH_SEED_STRIDE + self.epoch + 7919 * self.rank)
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                             num_workers=self.num_workers, pin_memory=self.pin_memory, generator=worker_seed,
                             persistent_workers=False)

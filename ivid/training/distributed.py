@@ -13,6 +13,7 @@ Backends: NCCL for CUDA devices, gloo otherwise.
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence
@@ -23,7 +24,8 @@ import torch.distributed as dist
 __all__ = [
     "LaunchEnv", "read_launch_env", "init", "shutdown", "is_initialized", "rank", "world_size",
     "local_rank", "is_main", "barrier", "print0", "backend_for", "broadcast_tensors",
-    "all_reduce_mean", "all_reduce_max", "all_gather_tensors", "params_checksum", "check_params_in_sync",
+    "all_reduce_mean", "all_reduce_max", "all_gather_tensors", "params_checksum", "gather_checksums",
+    "check_params_in_sync",
     "wrap_ddp",
 ]
 
@@ -181,18 +183,21 @@ def params_checksum(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return total
 
 
-def check_params_in_sync(tensors: Sequence[torch.Tensor], what: str = "parameters") -> None:
-    """Raise ``RuntimeError`` if ``tensors`` differ between ranks (all ranks must call this)."""
-    if world_size() <= 1:
-        return
-    local = params_checksum(tensors)
-    high = local.clone()
-    low = -local
-    dist.all_reduce(high, op=dist.ReduceOp.MAX)
-    dist.all_reduce(low, op=dist.ReduceOp.MAX)
-    if not torch.equal(high, -low):
-        raise RuntimeError(f"{what} diverged between ranks (checksum max {high.tolist()} != min {(-low).tolist()}); "
-                           "this is a bug (non-deterministic update or a rank that skipped a step)")
+def gather_checksums(tensors: Sequence[torch.Tensor]) -> List[List[float]]:
+    """Every rank's :func:`params_checksum` of ``tensors``, ordered by rank (all ranks must call this)."""
+    return [c.tolist() for c in all_gather_tensors(params_checksum(tensors))]
+
+
+def check_params_in_sync(tensors: Sequence[torch.Tensor], what: str = "parameters") -> List[List[float]]:
+    """Raise ``RuntimeError`` if ``tensors`` differ between ranks; return the per-rank checksums.
+
+    All ranks must call this (one small all-gather).
+    """
+    checksums = gather_checksums(tensors)
+    if any(c != checksums[0] for c in checksums[1:]):
+        raise RuntimeError(f"{what} diverged between ranks (per-rank checksums {checksums}); this is a bug "
+                           "(non-deterministic update, or a rank that skipped a step)")
+    return checksums
 
 
 class _AttrDDP(torch.nn.parallel.DistributedDataParallel):
@@ -214,4 +219,6 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """
     device = torch.device(device)
     ids = [device] if device.type == "cuda" else None
-    return _AttrDDP(module, device_ids=ids, broadcast_buffers=False)
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
+    no_buffer_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    return _AttrDDP(module, device_ids=ids, **no_buffer_sync)

@@ -100,6 +100,8 @@ def _run_worker(local_rank: int, fn: Callable, args: Tuple[Any, ...], layout: Pr
     device = layout.device_of(local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    elif layout.procs_per_node > 1:  # CPU processes share the cores instead of oversubscribing them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // layout.procs_per_node))
     dist.init(rank, layout.world_size, local_rank, device, layout.master_addr, layout.master_port)
     try:
         return fn(WorkerContext(rank, local_rank, layout.world_size, device), *args)

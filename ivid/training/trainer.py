@@ -302,7 +302,7 @@ class BasicTrainer(TrainerStateMixin):
             record = self.log_record(window)
             bar.set_postfix(loss=f"{record['loss']:.4f}", scale=f"{record['log2_loss_scale']:.2f}")
             window.reset()
-        if self.step % self.check_sync_every == 0:
+        if self.step % self.check_sync_every == 0 and self.step % self.i_log != 0:
             dist.check_params_in_sync(self.mp.master_params, f"parameters at step {self.step}")
         if self.step % self.i_sample == 0:
             self.maybe_sample()
@@ -330,6 +330,7 @@ class BasicTrainer(TrainerStateMixin):
             "data_failures": {"count": self.failures.count, "total": self.failures.total,
                               "paths": self.failures.by_path()},
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "param_checksums": dist.check_params_in_sync(self.mp.master_params, f"parameters at step {self.step}"),
         }
         if dist.is_main():
             self.log.write(record)

@@ -107,7 +107,6 @@ def test_predict_returns_image_size(tiny_midas):
         tiny_midas.predict(image, precision="fp8")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_cuda_matches_cpu(tiny_midas, precision):

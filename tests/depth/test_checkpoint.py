@@ -54,11 +54,6 @@ def test_spot_checks_of_the_mapping():
     assert map_checkpoint_key("scratch.output_conv.1.weight") is None
 
 
-def _fake_checkpoint(schema):
-    return {k: torch.zeros(s, dtype=getattr(torch, d)) for k, s, d in schema
-            if "relative_position_index" not in k and len(s) < 2}
-
-
 def test_errors_name_the_problem(schema, meta_state_dict, tmp_path):
     small = {k: v for k, v in ((k, torch.zeros(1)) for k, _, _ in schema[:3])}
     small["module.extra"] = torch.zeros(1)

@@ -1,0 +1,161 @@
+"""Plain and SR datasets: sample format, config building, determinism, failure reporting."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ivid.config import ConfigError, build, load_config, validate_config
+from ivid.data import (
+    DATASETS,
+    FAILURES_KEY,
+    FailureLog,
+    ImageNet,
+    ImageNetSR,
+    SingleCategory,
+    SingleCategorySR,
+    pop_failures,
+)
+from ivid.data.augment import gaussian_blur3
+from ivid.data.index import load_or_build_index
+
+from .conftest import TOY_SIZE
+
+
+def test_registry_and_runtime_args():
+    assert set(DATASETS) == {"ImageNet", "ImageNetWarp", "ImageNetSR", "SingleCategory",
+                             "SingleCategoryWarp", "SingleCategorySR"}
+    assert all(cls.RUNTIME_ARGS == ("data_dir",) for cls in DATASETS.values())
+
+
+@pytest.mark.parametrize("name", ["rgbd_imagenet_adm_128_large_cfg", "rgbd_imagenet_adm_128_large_cond",
+                                  "rgbd_imagenet_adm_256_128_small_sr", "rgbd_singlecategory_adm_128_small",
+                                  "rgbd_singlecategory_adm_128_small_cond",
+                                  "rgbd_singlecategory_adm_256_128_small_sr"])
+def test_released_dataset_args_match_signatures(configs_dir, name):
+    cfg = load_config(configs_dir / f"{name}.json")  # validates dataset.args against the constructor
+    assert cfg["dataset"]["args"]["preprocess_depth"] == "z_buffer"
+
+
+def test_unknown_dataset_key_fails_fast(configs_dir):
+    cfg = json.loads((configs_dir / "tiny_uncond.json").read_text())
+    cfg["dataset"]["args"]["image_sise"] = 32
+    with pytest.raises(ConfigError, match="dataset.args.image_sise.*image_size"):
+        validate_config(cfg)
+
+
+def test_build_from_config(configs_dir, toy_imagenet):
+    ds = build("dataset", load_config(configs_dir / "tiny_uncond.json"), str(toy_imagenet))
+    assert isinstance(ds, ImageNet) and len(ds) == 9 and ds.num_classes == 3
+
+
+def test_plain_sample_format(toy_imagenet, toy_single):
+    sample = ImageNet(str(toy_imagenet), image_size=16)[4]
+    assert set(sample) == {"x_0", "classes", FAILURES_KEY}
+    x_0 = sample["x_0"]
+    assert x_0.shape == (4, 16, 16) and x_0.dtype == torch.float32
+    assert -1.0 <= float(x_0.min()) and float(x_0.max()) <= 1.0
+    assert sample["classes"] == 1 and sample[FAILURES_KEY] == ""  # sorted: 3 per class, index 4 -> class 1
+    single = SingleCategory(str(toy_single), image_size=TOY_SIZE, normalize=False, normalize_depth=False)[0]
+    assert set(single) == {"x_0", FAILURES_KEY}
+    assert 0.0 <= float(single["x_0"].min()) and float(single["x_0"].max()) <= 1.0
+
+
+def test_sample_matches_files(toy_imagenet):
+    ds = ImageNet(str(toy_imagenet), image_size=TOY_SIZE)
+    x_0 = ds[0]["x_0"]
+    rgb = np.asarray(Image.open(os.path.join(toy_imagenet, ds.index.images[0])), np.float32) / 255
+    np.testing.assert_allclose(x_0[:3].permute(1, 2, 0).numpy(), rgb * 2 - 1, atol=1e-6)
+    disp = np.load(os.path.join(toy_imagenet, ds.index.depths[0]))["arr_0"].astype(np.float64) / 6250
+    z = (disp - 2.0) / (0.01 - 2.0)  # no rescaling: toy depths are > near
+    np.testing.assert_allclose(x_0[3].numpy(), z * 2 - 1, atol=2e-6)
+
+
+def test_sr_sample(toy_imagenet):
+    ds = ImageNetSR(str(toy_imagenet), image_size=TOY_SIZE, image_size_lr=16)
+    sample = ds[2]
+    assert set(sample) == {"x_0", "y", "classes", FAILURES_KEY}
+    x_0, y = sample["x_0"], sample["y"]
+    assert x_0.shape == (4, 32, 32) and y.shape == (4, 16, 16)
+    assert -1.0 <= float(y.min()) and float(y.max()) <= 1.0
+    # depth: NEAREST 2x downsampling picks one of every 2 x 2 block's values
+    blocks = x_0[3].reshape(16, 2, 16, 2).permute(0, 2, 1, 3).reshape(16, 16, 4)
+    assert torch.all((blocks == y[3][..., None]).any(-1))
+    # rgb: close to the 2x2 average of the blurred high-res image (LANCZOS is sharper, so loose)
+    blurred = gaussian_blur3(x_0[None, :3], 0.5)[0]
+    pooled = torch.nn.functional.avg_pool2d(blurred[None], 2)[0]
+    assert float((y[:3] - pooled).abs().mean()) < 0.08
+    torch.testing.assert_close(ds[2]["y"], y)  # reproducible
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2]["y"], y)  # new blur sigma in another epoch
+
+
+def test_single_sr_has_no_classes(toy_single):
+    assert "classes" not in SingleCategorySR(str(toy_single), image_size=16, image_size_lr=8)[1]
+
+
+def test_bad_constructor_values(toy_imagenet):
+    with pytest.raises(ValueError, match="preprocess_depth"):
+        ImageNet(str(toy_imagenet), image_size=16, preprocess_depth="disparity")
+    with pytest.raises(ValueError, match="near < far"):
+        ImageNet(str(toy_imagenet), image_size=16, near=5.0, far=1.0)
+    with pytest.raises(ValueError, match="image_size_lr"):
+        ImageNetSR(str(toy_imagenet), image_size=16, image_size_lr=32)
+
+
+def _damage(root):
+    """Corrupt one image, truncate one depth, delete one depth; return their data-relative paths."""
+    index = load_or_build_index(root, "imagenet").to_json()
+    corrupt_image, truncated_depth, missing_depth = index["images"][1], index["depths"][4], index["depths"][7]
+    (root / corrupt_image).write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    data = (root / truncated_depth).read_bytes()
+    (root / truncated_depth).write_bytes(data[: len(data) // 2])
+    os.remove(root / missing_depth)
+    return {1: corrupt_image, 4: truncated_depth, 7: missing_depth}
+
+
+def test_failures_are_skipped_counted_and_reported(toy_copy):
+    bad = _damage(toy_copy)
+    ds = ImageNet(str(toy_copy), image_size=16)
+    log = FailureLog()
+    for i in range(len(ds)):
+        sample = ds[i]
+        records = pop_failures(sample)
+        log.add(records)
+        assert sample["x_0"].shape == (4, 16, 16)
+        if i in bad:
+            assert records and bad[i] in records[0]
+    assert log.count >= 3
+    assert {os.path.join(str(toy_copy), p) for p in bad.values()} <= set(log.by_path())
+    summary = log.summary()
+    assert "data failures" in summary and bad[1] in summary
+
+
+def test_failures_travel_through_dataloader_workers(toy_copy):
+    bad = _damage(toy_copy)
+    ds = ImageNet(str(toy_copy), image_size=16)
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2, shuffle=False)
+    log = FailureLog()
+    for batch in loader:
+        log.add(pop_failures(batch))
+        assert FAILURES_KEY not in batch and batch["x_0"].shape[0] == 3
+    assert {os.path.join(str(toy_copy), p) for p in bad.values()} <= set(log.by_path())
+
+
+def test_replacement_is_deterministic(toy_copy):
+    _damage(toy_copy)
+    a = ImageNet(str(toy_copy), image_size=16)[1]
+    b = ImageNet(str(toy_copy), image_size=16)[1]
+    torch.testing.assert_close(a["x_0"], b["x_0"])
+    assert a["classes"] == b["classes"]
+
+
+def test_gives_up_after_consecutive_failures(toy_copy):
+    for path in (toy_copy / "depths").rglob("*.npz"):
+        path.write_bytes(b"broken")
+    ds = ImageNet(str(toy_copy), image_size=16, max_consecutive_failures=5)
+    with pytest.raises(RuntimeError, match=r"5 samples in a row could not be loaded"):
+        ds[0]

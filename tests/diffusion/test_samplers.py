@@ -1,0 +1,131 @@
+"""DDPM / DDIM samplers: visited timesteps, determinism, clipping and the DDIM guidance options."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ivid.diffusion import ClassifierFreeGuidance, DdimSampler, DdpmSampler, GaussianDiffusion, InpaintCFG
+from ivid.diffusion.guidance import constrain_depth, replace_depth, replace_rgb
+from ivid.models import AdmUnet2d
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("steps", ["10", "30", "7", "1"])
+def test_ddim_calls_model_at_fixture_indices(fixtures_dir, stubs, steps):
+    ref = json.loads((fixtures_dir / "diffusion" / "ddim_timesteps.json").read_text())
+    backbone = stubs.StubBackbone(image_size=2)
+    DdimSampler(GaussianDiffusion(backbone)).sample(1, steps=int(steps), generator=_gen(0))
+    assert [int(c["t"][0]) for c in backbone.calls] == ref["model_timestep_index"][steps]
+
+
+def test_ddpm_calls_model_at_every_index(fixtures_dir, stubs):
+    ref = json.loads((fixtures_dir / "diffusion" / "ddim_timesteps.json").read_text())
+    backbone = stubs.StubBackbone(image_size=2)
+    DdpmSampler(GaussianDiffusion(backbone)).sample(1, generator=_gen(0))
+    assert [int(c["t"][0]) for c in backbone.calls] == ref["ddpm_model_t"]
+    with pytest.raises(ValueError, match="DdimSampler"):
+        DdpmSampler(GaussianDiffusion(backbone)).sample(1, steps=50)
+
+
+@pytest.mark.parametrize("kind", ["ddim", "ddim_eta", "ddpm"])
+def test_fixed_generator_is_deterministic(stubs, kind):
+    fw = ClassifierFreeGuidance(stubs.TinyConvBackbone(), timesteps=50)
+    sampler = DdpmSampler(fw) if kind == "ddpm" else DdimSampler(fw)
+    kwargs = dict(steps=None if kind == "ddpm" else 10, eta=1.0 if kind == "ddim_eta" else 0.0,
+                  classes=torch.tensor([1, 2]), strength=2.0)
+    a = sampler.sample(2, generator=_gen(7), **kwargs).samples
+    b = sampler.sample(2, generator=_gen(7), **kwargs).samples
+    c = sampler.sample(2, generator=_gen(8), **kwargs).samples
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert a.shape == (2, 4, 8, 8) and a.dtype == torch.float32 and a.abs().max() <= 1
+
+
+def test_given_noise_is_used(stubs):
+    sampler = DdimSampler(GaussianDiffusion(stubs.TinyConvBackbone()))
+    noise = torch.randn(2, 4, 8, 8)
+    a = sampler.sample(2, noise=noise, steps=5, generator=_gen(0))
+    b = sampler.sample(2, noise=noise, steps=5, generator=_gen(1))
+    assert torch.equal(a.noise, noise) and torch.equal(a.samples, b.samples)  # eta=0: no other randomness
+    with pytest.raises(ValueError, match="num"):
+        sampler.sample(3, noise=noise, steps=5)
+
+
+@pytest.mark.parametrize("sampler_cls", [DdimSampler, DdpmSampler])
+def test_predicted_x0_is_clipped_and_returned(stubs, sampler_cls):
+    target = torch.linspace(-1.5, 1.5, 2 * 4 * 4 * 4).reshape(2, 4, 4, 4)
+    fw = GaussianDiffusion(None, timesteps=50)
+    fw.backbone = stubs.KnownX0Backbone(target, fw.alphas_cumprod)
+    out = sampler_cls(fw).sample(2, steps=None if sampler_cls is DdpmSampler else 5, generator=_gen(0)).samples
+    torch.testing.assert_close(out, target.clamp(-1, 1), atol=1e-4, rtol=0)
+
+
+def _guidance_case(n=1, size=4):
+    g = _gen(3)
+    target = torch.rand(n, 4, size, size, generator=g) * 1.6 - 0.8
+    rgb_cond = torch.rand(n, 3, size, size, generator=g) * 2 - 1
+    depth_cond = torch.rand(n, 1, size, size, generator=g) * 2 - 1
+    depth_convex = torch.full((n, 1, size, size), 0.5)
+    mask_rgb = (torch.rand(n, 1, size, size, generator=g) > 0.5).float()
+    mask = (torch.rand(n, 1, size, size, generator=g) > 0.5).float()
+    options = dict(replace_rgb=(0.1, rgb_cond, mask_rgb), replace_depth=(0.2, depth_cond, mask),
+                   constrain_depth=(0.5, depth_convex))
+    return target, options
+
+
+def test_ddim_guidance_every_step_but_rgb_not_on_last(stubs):
+    target, options = _guidance_case()
+    fw = GaussianDiffusion(None)
+    backbone = stubs.KnownX0Backbone(target, fw.alphas_cumprod)
+    fw.backbone = backbone
+    x_T = torch.randn(1, 4, 4, 4, generator=_gen(5))
+    out = DdimSampler(fw).sample(1, noise=x_T, steps=2, **options).samples
+
+    def guided(x_0, last):
+        x_0 = x_0 if last else replace_rgb(x_0, *options["replace_rgb"])
+        x_0 = replace_depth(x_0, *options["replace_depth"])
+        return constrain_depth(x_0, *options["constrain_depth"], options["replace_depth"][2])
+
+    # first step (t=1000 -> 500): every option applies; check the x_500 the model saw next, in float64
+    abar, abar_prev = fw.alphas_cumprod[999], fw.alphas_cumprod[499]
+    x_0 = guided(target.double(), last=False)
+    eps = (np.sqrt(1 / abar) * x_T.double() - x_0) / np.sqrt(1 / abar - 1)
+    x_500 = x_0 * np.sqrt(abar_prev) + np.sqrt(1 - abar_prev) * eps
+    torch.testing.assert_close(backbone.calls[1]["x"].double(), x_500, atol=1e-4, rtol=0)
+    # last step (t_prev = 0): the output is the guided x0 without the rgb replacement
+    torch.testing.assert_close(out.double(), guided(target.double(), last=True), atol=1e-4, rtol=0)
+    assert not torch.allclose(out[:, :3], guided(target, last=False)[:, :3], atol=1e-3)
+
+
+def test_constrain_depth_needs_replace_depth(stubs):
+    target, options = _guidance_case()
+    fw = GaussianDiffusion(stubs.StubBackbone(image_size=4))
+    with pytest.raises(ValueError, match="replace_depth"):
+        DdimSampler(fw).sample(1, steps=2, constrain_depth=options["constrain_depth"])
+
+
+def test_verbose_shows_progress(stubs, capsys):
+    DdimSampler(GaussianDiffusion(stubs.StubBackbone(image_size=2))).sample(1, steps=3, verbose=True)
+    assert "DDIM" in capsys.readouterr().err
+
+
+def test_inpaint_ddim_with_tiny_unet_end_to_end():
+    """A real (tiny) InpaintCFG UNet: guided, conditioned DDIM sampling is deterministic and in range."""
+    torch.manual_seed(0)
+    backbone = AdmUnet2d(image_size=16, in_channels=10, model_channels=8, out_channels=4, num_res_blocks=1,
+                         attention_resolutions=[8], channel_mult=[1, 2], num_classes=3, has_null_class=True,
+                         num_groups=4, num_heads=None, num_head_channels=8).eval()
+    for p in backbone.parameters():  # zero-initialised output layers would make eps trivial
+        torch.nn.init.normal_(p, std=0.2)
+    fw = InpaintCFG(backbone)
+    target, options = _guidance_case(n=2, size=16)
+    y = torch.cat([options["replace_rgb"][1], options["replace_depth"][1]], dim=1)
+    cond = dict(y=y, mask=options["replace_depth"][2], mask_rgb=options["replace_rgb"][2], strength=3.0, **options)
+    run = [DdimSampler(fw).sample(2, classes=torch.tensor([0, 2]), steps=4, eta=0.5, generator=_gen(s), **cond).samples
+           for s in (0, 0, 1)]
+    assert torch.equal(run[0], run[1]) and not torch.equal(run[0], run[2])
+    assert run[0].shape == (2, 4, 16, 16) and run[0].abs().max() <= 1
