@@ -113,7 +113,7 @@ class FixedTriangles:
             ``exclusive`` (llvmpipe fill rule).
         bbox: (4, G) first/last column, first/last row of candidate samples (clamped
             to the image; empty when first > last).
-        side: (G,) the longer side of the UNCLAMPED sample bbox (samples).
+        rows, cols: (G,) sample rows / columns of the UNCLAMPED bbox.
         nonzero: (G,) bool fixed-point area != 0.
     """
 
@@ -122,7 +122,8 @@ class FixedTriangles:
     edge_c: torch.Tensor
     exclusive: torch.Tensor
     bbox: torch.Tensor
-    side: torch.Tensor
+    rows: torch.Tensor
+    cols: torch.Tensor
     nonzero: torch.Tensor
 
     def subset(self, index: torch.Tensor) -> "FixedTriangles":
@@ -130,7 +131,7 @@ class FixedTriangles:
         def take(t: torch.Tensor) -> torch.Tensor:
             return take_columns(t, index) if t.dim() == 2 else t.index_select(0, index)
         return FixedTriangles(*(take(t) for t in (self.edge_a, self.edge_b, self.edge_c, self.exclusive, self.bbox,
-                                                  self.side, self.nonzero)))
+                                                  self.rows, self.cols, self.nonzero)))
 
 
 def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> FixedTriangles:
@@ -159,10 +160,10 @@ def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, wid
     one = SUBPIXEL_ONE
     first_c, last_c = (lo_x + one - 1) >> 8, hi_x >> 8  # arithmetic shifts = floor division
     first_r, last_r = (lo_y + one - 1) >> 8, hi_y >> 8
-    side = torch.maximum(last_c - first_c, last_r - first_r) + 1
     bbox = torch.stack([first_c.clamp_min(0), last_c.clamp_max(width - 1),
                         first_r.clamp_min(0), last_r.clamp_max(height - 1)])
-    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, side, area != 0)
+    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, last_r - first_r + 1, last_c - first_c + 1,
+                          area != 0)
 
 
 def clipped_bbox(clip_t: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -44,7 +44,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from ._raster_dense import CLASS_SIZES, class_chunks, dense_keys, size_class
+from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, size_classes
 from ._raster_setup import (DEPTH_MAX, SUBPIXEL_ONE, FaceSetup, clipped_bbox, fixed_triangles, setup_faces,
                             take_columns, vertex_window)
 from ._raster_spans import expand_rows, expand_spans, fold_flat_half_planes, row_spans
@@ -267,16 +267,17 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor,
     ids = torch.nonzero(regular).squeeze(1)
     if ids.numel():
         tri = fixed_triangles(fixed, take_columns(faces_t, ids), height, width)
-        cls = size_class(tri.side) + (~tri.nonzero).to(torch.int64) * (len(CLASS_SIZES) + 1)
-        cls = torch.where(special.index_select(0, ids), torch.full_like(cls, len(CLASS_SIZES)), cls)
-        for index, size in enumerate(CLASS_SIZES):
-            sel = torch.nonzero(cls == index).squeeze(1)
-            for start, end in class_chunks(sel.numel(), size, fragment_budget):
+        # zero-area faces draw nothing; 'special' ones need the per-fragment discard test (span path)
+        is_special = special.index_select(0, ids)
+        is_big = (tri.rows > MAX_SIDE) | (tri.cols > MAX_SIDE)
+        not_dense = (~tri.nonzero | is_special).to(torch.int64) * (MAX_SIDE + 1)
+        for shape, sel in size_classes(tri.rows + not_dense, tri.cols):
+            for start, end in class_chunks(sel.numel(), shape, fragment_budget):
                 part = sel[start:end]
                 face = ids.index_select(0, part)
                 z_test(*dense_keys(tri.subset(part), face, frame.index_select(0, face),
-                                   take_columns(setup.depth24, face), size, height, width, FACE_BITS, EMPTY_KEY))
-        sel = torch.nonzero(cls == len(CLASS_SIZES)).squeeze(1)
+                                   take_columns(setup.depth24, face), shape, height, width, FACE_BITS, EMPTY_KEY))
+        sel = torch.nonzero(tri.nonzero & (is_special | is_big)).squeeze(1)
         if sel.numel():
             big = tri.subset(sel)
             spans.append(_span_group(ids.index_select(0, sel), big.bbox, _integer_half_planes(big)))

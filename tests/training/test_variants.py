@@ -1,0 +1,91 @@
+"""InpaintTrainer / SuperResTrainer: finetune_ckpt zero-pads the input channels; conditional steps run."""
+
+import collections
+
+import pytest
+import torch
+
+from ivid.config import build
+from ivid.training.variants import pad_input_channels
+
+
+def test_pad_input_channels_zero_fills_the_new_channels():
+    model_state = collections.OrderedDict(emb=torch.zeros(3, 2), conv=torch.zeros(5, 10, 3, 3), bias=torch.zeros(5))
+    loaded = {"module.emb": torch.ones(3, 2), "module.conv": torch.randn(5, 4, 3, 3), "module.bias": torch.ones(5)}
+    out = pad_input_channels(loaded, model_state, "x.pt")
+    assert out["conv"].shape == (5, 10, 3, 3)
+    assert torch.equal(out["conv"][:, :4], loaded["module.conv"])
+    assert torch.count_nonzero(out["conv"][:, 4:]) == 0
+    assert torch.equal(out["emb"], loaded["module.emb"])
+    with pytest.raises(ValueError, match=r"x\.pt: conv has shape \(5, 12, 3, 3\)"):
+        pad_input_channels({"conv": torch.zeros(5, 12, 3, 3)}, model_state, "x.pt")
+    with pytest.raises(ValueError, match="has no 'conv'"):
+        pad_input_channels({"other": torch.zeros(1)}, model_state, "x.pt")
+
+
+def test_finetune_ckpt_turns_the_unconditional_model_into_the_conditional_one(toy_data, tmp_path, helpers):
+    """G_c initialised from G_u: same weights, zero input channels, so the condition is ignored at first."""
+    cfg = helpers.tiny_config("tiny_cond", max_steps=1)
+    uncond_args = {**cfg["backbone"]["args"], "in_channels": 4}
+    torch.manual_seed(3)
+    uncond = build("backbone", {"name": "AdmUnet2d", "args": uncond_args})
+    torch.save(uncond.state_dict(), tmp_path / "uncond.pt")
+    cfg["trainer"]["args"]["finetune_ckpt"] = str(tmp_path / "uncond.pt")
+    trainer = helpers.make_trainer(cfg, toy_data, tmp_path / "run")
+    cond = trainer.backbone
+    for name, value in uncond.state_dict().items():
+        if name != "input_blocks.0.0.weight":
+            assert torch.equal(cond.state_dict()[name], value), name
+    first = cond.state_dict()["input_blocks.0.0.weight"]
+    assert torch.equal(first[:, :4], uncond.state_dict()["input_blocks.0.0.weight"])
+    assert torch.count_nonzero(first[:, 4:]) == 0
+    x_t, t = torch.randn(2, 4, 32, 32), torch.tensor([10, 500])
+    cond_input = torch.cat([x_t, torch.randn(2, 6, 32, 32)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(cond(cond_input, t, torch.tensor([1, 2])), uncond(x_t, t, torch.tensor([1, 2])),
+                              atol=1e-5)
+    assert all(ema.equal(p) for ema, p in zip(trainer.ema.params[0.999], trainer.mp.master_params))
+
+
+def test_finetune_ckpt_with_more_channels_is_a_clear_error(toy_data, tmp_path, helpers):
+    cfg = helpers.tiny_config("tiny_uncond", max_steps=1)
+    bigger = build("backbone", {"name": "AdmUnet2d", "args": {**cfg["backbone"]["args"], "in_channels": 10}})
+    torch.save(bigger.state_dict(), tmp_path / "big.pt")
+    cfg = helpers.tiny_config("tiny_sr", max_steps=1, finetune_ckpt=str(tmp_path / "big.pt"))
+    with pytest.raises(ValueError, match="big.pt"):
+        helpers.make_trainer(cfg, toy_data, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_superres_trainer_steps_and_samples(toy_data, tmp_path, helpers):
+    cfg = helpers.tiny_config("tiny_sr", max_steps=2, batch_size_per_gpu=2, i_log=1, i_sample=2,
+                              num_sample_images=2, sample_steps=2)
+    trainer = helpers.make_trainer(cfg, toy_data, tmp_path)
+    batch = trainer.prepare_batch(trainer.stream.next())
+    assert set(trainer.loss_inputs(batch)) >= {"x_0", "y"} and batch["y"].shape[-1] == 32
+    trainer.run()
+    assert (tmp_path / "samples" / "step0000002.png").is_file()
+
+
+def _has_warp():
+    try:
+        from ivid.geometry import forward_backward_warp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_warp(), reason="ivid.geometry.forward_backward_warp not available yet")
+@pytest.mark.parametrize("warp_on_device", [False, True])
+def test_inpaint_trainer_steps_on_warp_pairs(toy_data, tmp_path, helpers, warp_on_device):
+    cfg = helpers.tiny_config("tiny_cond", max_steps=2, batch_size_per_gpu=2, i_log=1, i_sample=2,
+                              num_sample_images=2, sample_steps=2)
+    cfg["dataset"]["args"]["warp_on_device"] = warp_on_device
+    trainer = helpers.make_trainer(cfg, toy_data, tmp_path)
+    batch = trainer.prepare_batch(trainer.stream.next())
+    inputs = trainer.loss_inputs(batch)
+    assert set(inputs) == {"x_0", "classes", "y", "mask", "mask_rgb"}
+    assert inputs["y"].shape == (2, 4, 32, 32) and inputs["mask"].shape == (2, 1, 32, 32)
+    trainer.run()
+    assert (tmp_path / "samples" / "step0000002.png").is_file()
