@@ -30,14 +30,34 @@ cli = _load(HERE.parent / "inference" / "sample.py", "sample_cli")
 tiny = _load(HERE / "sampling" / "conftest.py", "sampling_conftest")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpts")
-    paths = {"config_uncond": str(HERE.parent / tiny.TINY_UNCOND), "config_cond": str(HERE.parent / tiny.TINY_COND),
+def _make_models(folder, image_size=None):
+    """Random-weight checkpoints for the tiny configs; ``image_size`` 16 derives smaller configs (long viewsets)."""
+    configs = {}
+    for kind, source in (("uncond", tiny.TINY_UNCOND), ("cond", tiny.TINY_COND)):
+        configs[kind] = str(HERE.parent / source)
+        if image_size is not None:
+            cfg = json.loads((HERE.parent / source).read_text())
+            cfg["backbone"]["args"].update(image_size=image_size, attention_resolutions=[image_size // 2])
+            cfg["dataset"]["args"]["image_size"] = image_size
+            configs[kind] = str(folder / f"tiny{image_size}_{kind}.json")
+            pathlib.Path(configs[kind]).write_text(json.dumps(cfg))
+    paths = {"config_uncond": configs["uncond"], "config_cond": configs["cond"],
              "ckpt_uncond": str(folder / "uncond.pt"), "ckpt_cond": str(folder / "cond.pt")}
     torch.save(tiny.random_state_dict(paths["config_uncond"], 1), paths["ckpt_uncond"])
     torch.save(tiny.random_state_dict(paths["config_cond"], 2), paths["ckpt_cond"])
     return [arg for key, value in paths.items() for arg in (f"--{key}", value)]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """configs/tiny_*.json (32x32)."""
+    return _make_models(tmp_path_factory.mktemp("ckpts"))
+
+
+@pytest.fixture(scope="module")
+def models16(tmp_path_factory):
+    """16x16 variants: the 27- and 20-view runs spend most of their time in the conditioning renders."""
+    return _make_models(tmp_path_factory.mktemp("ckpts16"), 16)
 
 
 def run(models, out, *extra):
@@ -87,29 +107,30 @@ def test_random_run_is_deterministic(models, tmp_path):
 
 
 @pytest.mark.slow
-def test_3x9_run(models, tmp_path):
-    run_dir = run(models, tmp_path, "--viewset", "3x9", "--seeds", "5", "--classes", "7")
+def test_3x9_run(models16, tmp_path):
+    run_dir = run(models16, tmp_path, "--viewset", "3x9", "--seeds", "5", "--classes", "7", "--steps_cond", "1")
     assert _files(run_dir, "scenes") == ["class007_seed00005.npz"]
     views = load_scene(os.path.join(run_dir, "scenes", "class007_seed00005.npz"))
     assert len(views) == 27
     assert len(_files(run_dir, "results")) == 27
-    grid = (9 * (S + 2) + 2, 3 * (S + 2) + 2)
+    assert _size(os.path.join(run_dir, "results", "class007_seed00005_view26.png")) == (16, 16)
+    grid = (9 * (16 + 2) + 2, 3 * (16 + 2) + 2)
     for sub in ("grids", "conds"):
         assert _files(run_dir, sub) == ["class007_seed00005.png", "class007_seed00005_depth.png"]
         assert _size(os.path.join(run_dir, sub, "class007_seed00005.png")) == grid
 
 
 @pytest.mark.slow
-def test_custom_viewset_file_and_360(models, tmp_path):
+def test_custom_viewset_file_and_360(models, models16, tmp_path):
     path = tmp_path / "orbit.json"
     path.write_text(json.dumps([[0, 0], [0.3, 0.1], [-0.3, -0.1]]))
     run_dir = run(models, tmp_path / "file", "--viewset", str(path), "--seeds", "1")
     assert os.path.basename(run_dir).startswith("viewset_orbit_")
     assert len(load_scene(os.path.join(run_dir, "scenes", "class001_seed00001.npz"))) == 3
-    run_dir = run(models, tmp_path / "360", "--viewset", "360", "--seeds", "2", "--steps_cond", "1")
+    run_dir = run(models16, tmp_path / "360", "--viewset", "360", "--seeds", "2", "--steps_cond", "1")
     views = load_scene(os.path.join(run_dir, "scenes", "class002_seed00002.npz"))
     assert len(views) == 20
-    assert _size(os.path.join(run_dir, "grids", "class002_seed00002.png")) == (20 * (S + 2) + 2, S + 4)
+    assert _size(os.path.join(run_dir, "grids", "class002_seed00002.png")) == (20 * (16 + 2) + 2, 16 + 4)
 
 
 @pytest.mark.slow

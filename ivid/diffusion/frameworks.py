@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .noise import rand, randint, randn
+from .noise import GeneratorLike, rand, randint, randn
 from .schedules import diffusion_tables, extract, get_betas
 
 __all__ = ["GaussianDiffusion", "ClassifierFreeGuidance", "InpaintCFG", "SuperResCFG"]
@@ -83,7 +83,7 @@ class GaussianDiffusion:
 
     # -- forward process -----------------------------------------------------------------
     def diffuse(self, x_0: torch.Tensor, t: torch.Tensor, noise: Optional[torch.Tensor] = None,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                generator: GeneratorLike = None) -> torch.Tensor:
         """Sample q(x_t | x_0): ``sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise``.
 
         Args:
@@ -104,7 +104,7 @@ class GaussianDiffusion:
         return (x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise) / extract(self.sqrt_alphas_cumprod, t, nd)
 
     # -- conditioning hooks (overridden by the conditional frameworks) ---------------------
-    def model_input(self, x_t: torch.Tensor, generator: Optional[torch.Generator] = None,
+    def model_input(self, x_t: torch.Tensor, generator: GeneratorLike = None,
                     **cond: Any) -> torch.Tensor:
         """Backbone input for ``x_t`` and the framework's conditions (here: ``x_t`` itself)."""
         self._check_cond_keys(cond)
@@ -116,11 +116,11 @@ class GaussianDiffusion:
             valid = ", ".join(self.COND_KEYS) or "none"
             raise TypeError(f"{type(self).__name__}: unexpected condition(s) {unknown}; valid: {valid}")
 
-    def drop_labels(self, classes: Optional[torch.Tensor], generator: Optional[torch.Generator] = None):
+    def drop_labels(self, classes: Optional[torch.Tensor], generator: GeneratorLike = None):
         """Training-time label dropout (none for the plain framework)."""
         return classes
 
-    def drop_conditions(self, cond: Dict[str, Any], generator: Optional[torch.Generator] = None):
+    def drop_conditions(self, cond: Dict[str, Any], generator: GeneratorLike = None):
         """Training-time dropout of the image condition (none for the plain framework)."""
         return cond
 
@@ -131,14 +131,15 @@ class GaussianDiffusion:
 
     # -- training ---------------------------------------------------------------------------
     def training_losses(self, x_0: torch.Tensor, classes: Optional[torch.Tensor] = None,
-                        generator: Optional[torch.Generator] = None, *, t: Optional[torch.Tensor] = None,
+                        generator: GeneratorLike = None, *, t: Optional[torch.Tensor] = None,
                         noise: Optional[torch.Tensor] = None, **cond: Any) -> Dict[str, torch.Tensor]:
         """eps-prediction MSE on a batch.
 
         Args:
             x_0: ``(N, C, H, W)`` clean images in [-1, 1].
             classes: optional ``(N,)`` int64 labels (dropped to -1 with ``p_uncond`` by CFG frameworks).
-            generator: draws t (uniform in ``[0, T)``), the noise and the dropouts.
+            generator: draws t (uniform in ``[0, T)``), the noise and the dropouts (one
+                generator, or a list with one per sample).
             t, noise: optional fixed timesteps / noise (tests, reproducible evaluation).
             **cond: the framework's conditions (``y``, ``mask``, ``mask_rgb``); keys
                 in ``IGNORED_BATCH_KEYS`` (e.g. ``pose``) are ignored.
@@ -160,7 +161,7 @@ class GaussianDiffusion:
 
     # -- inference --------------------------------------------------------------------------
     def model_inference(self, x_t: torch.Tensor, t: torch.Tensor, classes: Optional[torch.Tensor] = None,
-                        strength: Strength = 0.0, generator: Optional[torch.Generator] = None,
+                        strength: Strength = 0.0, generator: GeneratorLike = None,
                         **cond: Any) -> torch.Tensor:
         """Predicted eps for ``x_t`` at 0-based steps ``t`` (guided for the CFG frameworks).
 

@@ -9,7 +9,9 @@ Both samplers:
   ``clip_denoised=True`` default), apply the guidance options
   (``ivid.diffusion.guidance``) to it, then step;
 * draw every random number from ``generator``, so the same generator seed gives
-  identical samples (InpaintCFG's condition noise included);
+  identical samples (InpaintCFG's condition noise included); ``generator`` may
+  also be a list with one generator per sample, each sample then depends on its
+  own generator only (see ``ivid.diffusion.noise``);
 * run under ``torch.no_grad()`` and show a tqdm bar when ``verbose``.
 
 ``sample(...)`` keyword conditions: ``strength`` (guidance scale), the
@@ -26,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .guidance import GUIDANCE_KEYS, apply_guidance, check_guidance
-from .noise import randn
+from .noise import GeneratorLike, randn
 from .schedules import ddim_tables, ddpm_tables, extract
 
 __all__ = ["SampleResult", "DdpmSampler", "DdimSampler"]
@@ -114,7 +116,7 @@ class DdpmSampler(_Sampler):
 
     @torch.no_grad()
     def sample(self, num: int, noise: Optional[torch.Tensor] = None, classes=None, steps: Optional[int] = None,
-               eta: float = 0.0, verbose: bool = False, generator: Optional[torch.Generator] = None,
+               eta: float = 0.0, verbose: bool = False, generator: GeneratorLike = None,
                **cond: Any) -> SampleResult:
         """Draw ``num`` samples. ``steps`` must be None or >= T (DDPM always runs all T steps); ``eta`` is unused."""
         if steps is not None and steps < self.framework.timesteps:
@@ -171,7 +173,7 @@ class DdimSampler(_Sampler):
 
     @torch.no_grad()
     def sample(self, num: int, noise: Optional[torch.Tensor] = None, classes=None, steps: Optional[int] = None,
-               eta: float = 0.0, verbose: bool = False, generator: Optional[torch.Generator] = None,
+               eta: float = 0.0, verbose: bool = False, generator: GeneratorLike = None,
                **cond: Any) -> SampleResult:
         """Draw ``num`` samples with ``steps`` DDIM steps (None = T) and stochasticity ``eta``."""
         pairs = self.timestep_pairs(steps)

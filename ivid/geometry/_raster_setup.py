@@ -13,7 +13,8 @@ from typing import Tuple
 
 import torch
 
-SUBPIXEL_ONE = 256
+SUBPIXEL_BITS = 8
+SUBPIXEL_ONE = 1 << SUBPIXEL_BITS
 #: DEPTH_COMPONENT24: window depth w is stored as round(w * DEPTH_MAX)
 DEPTH_MAX = (1 << 24) - 1
 #: vertices within this many pixels of the image use the exact fixed-point path
@@ -115,6 +116,7 @@ class FixedTriangles:
             to the image; empty when first > last).
         rows, cols: (G,) sample rows / columns of the UNCLAMPED bbox.
         nonzero: (G,) bool fixed-point area != 0.
+        samples: (G,) int64 estimate of covered samples (area + half the perimeter box).
     """
 
     edge_a: torch.Tensor
@@ -125,13 +127,14 @@ class FixedTriangles:
     rows: torch.Tensor
     cols: torch.Tensor
     nonzero: torch.Tensor
+    samples: torch.Tensor
 
     def subset(self, index: torch.Tensor) -> "FixedTriangles":
         """The triangles at ``index`` (G',)."""
         def take(t: torch.Tensor) -> torch.Tensor:
             return take_columns(t, index) if t.dim() == 2 else t.index_select(0, index)
         return FixedTriangles(*(take(t) for t in (self.edge_a, self.edge_b, self.edge_c, self.exclusive, self.bbox,
-                                                  self.rows, self.cols, self.nonzero)))
+                                                  self.rows, self.cols, self.nonzero, self.samples)))
 
 
 def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> FixedTriangles:
@@ -162,8 +165,9 @@ def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, wid
     first_r, last_r = (lo_y + one - 1) >> 8, hi_y >> 8
     bbox = torch.stack([first_c.clamp_min(0), last_c.clamp_max(width - 1),
                         first_r.clamp_min(0), last_r.clamp_max(height - 1)])
-    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, last_r - first_r + 1, last_c - first_c + 1,
-                          area != 0)
+    rows, cols = last_r - first_r + 1, last_c - first_c + 1
+    samples = (area.abs() >> (2 * SUBPIXEL_BITS + 1)) + rows + cols
+    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, rows, cols, area != 0, samples)
 
 
 def clipped_bbox(clip_t: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -47,7 +47,7 @@ import torch
 from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, size_classes
 from ._raster_setup import (DEPTH_MAX, SUBPIXEL_ONE, FaceSetup, clipped_bbox, fixed_triangles, setup_faces,
                             take_columns, vertex_window)
-from ._raster_spans import expand_rows, expand_spans, fold_flat_half_planes, row_spans
+from ._raster_spans import UNBOUNDED, expand_rows, expand_spans, fold_flat_half_planes, row_spans
 
 #: z-test key = depth24 << FACE_BITS | face index (earlier face wins ties)
 FACE_BITS = 39
@@ -123,32 +123,62 @@ class _Group:
     face: torch.Tensor  # (G,) int64 global face index
     rows: torch.Tensor  # (G, 2) int64 first / last candidate row
     table: torch.Tensor  # (G, 3K + 2) float64 half-planes and column range
+    cost: torch.Tensor  # (G,) int64 estimated rows + covered samples
     num_planes: int
 
 
-def _span_group(face: torch.Tensor, bbox: torch.Tensor, planes: Tuple[torch.Tensor, ...]) -> Optional[_Group]:
-    """Assemble a span group from (G, K) half-planes and a (4, G) bbox; drop faces without candidates."""
+def _span_group(face: torch.Tensor, bbox: torch.Tensor, planes: Tuple[torch.Tensor, ...],
+                samples: Optional[torch.Tensor] = None) -> Optional[_Group]:
+    """Assemble a span group from (G, K) half-planes and a (4, G) bbox; drop faces without candidates.
+
+    ``samples`` estimates the covered samples per face (default: the bbox area).
+    """
     num, a, b, rows = fold_flat_half_planes(*planes, bbox[2:4].T)
     ok = (bbox[0] <= bbox[1]) & (rows[:, 0] <= rows[:, 1])
     if not bool(ok.any()):
         return None
+    count = rows[:, 1] - rows[:, 0] + 1
+    area = count * (bbox[1] - bbox[0] + 1)
+    cost = count + (area if samples is None else torch.minimum(samples, area))
     table = torch.cat([num, a, b, bbox[0:2].T.to(torch.float64)], dim=1)
-    return _Group(face[ok], rows[ok], table[ok].contiguous(), num.shape[1])
+    return _Group(face[ok], rows[ok], table[ok].contiguous(), cost[ok], num.shape[1])
 
 
-def _float_half_planes(setup: FaceSetup, face: torch.Tensor, height: int, width: int) -> Tuple[torch.Tensor, ...]:
-    """(G, 4) float64 ``(num, a, b)``: 3 edges + near plane of 2D-homogeneous faces, ``a c >= num - b r``."""
-    sign = setup.front.index_select(0, face).to(torch.float64) * 2 - 1
-    cof = take_columns(setup.cofactor, face).reshape(3, 3, -1) * sign  # (edge, component, G)
-    near = take_columns(setup.ndc_depth, face)
-    near[2] += 1.0  # z_ndc + 1 >= 0
-    lines = torch.cat([cof, near.unsqueeze(0)], dim=0)  # (4, 3, G)
+def _ndc_lines_to_pixel(lines: torch.Tensor, height: int, width: int) -> Tuple[torch.Tensor, ...]:
+    """Half-planes ``l . (X, Y, 1) >= 0`` in NDC, (K, 3, G) -> pixel-index form ``a c >= num - b r``, (G, K) each."""
     lx, ly, lw = lines[:, 0], lines[:, 1], lines[:, 2]
     # X = (2c+1)/W - 1, Y = 1 - (2r+1)/H
     a = lx * (2.0 / width)
     b = -ly * (2.0 / height)
     d = lx * (1.0 / width - 1.0) + ly * (1.0 - 1.0 / height) + lw
     return -d.T, a.T, b.T
+
+
+def _float_half_planes(setup: FaceSetup, face: torch.Tensor, height: int, width: int) -> Tuple[torch.Tensor, ...]:
+    """(G, 4) float64 ``(num, a, b)``: 3 edges + near plane of 2D-homogeneous faces."""
+    sign = setup.front.index_select(0, face).to(torch.float64) * 2 - 1
+    cof = take_columns(setup.cofactor, face).reshape(3, 3, -1) * sign  # (edge, component, G)
+    near = take_columns(setup.ndc_depth, face)
+    near[2] += 1.0  # z_ndc + 1 >= 0
+    return _ndc_lines_to_pixel(torch.cat([cof, near.unsqueeze(0)], dim=0), height, width)
+
+
+def _keep_plane(setup: FaceSetup, faces_t: torch.Tensor, back_discard, face: torch.Tensor, special: torch.Tensor,
+                height: int, width: int) -> Tuple[torch.Tensor, ...]:
+    """(G, 1) half-plane of the samples NOT discarded by ``back_discard`` (trivial for non-special faces).
+
+    The interpolated value exceeds t iff ``sum_i (v_i - t) e_i(p)`` has the sign of
+    det(M): linear in screen space, so the kept part of a face is a half-plane.
+    """
+    values, threshold = back_discard
+    cof = take_columns(setup.cofactor, face).reshape(3, 3, -1)  # (corner, component, G)
+    corner = torch.stack([values.index_select(0, faces_t[k].index_select(0, face)) for k in range(3)])
+    sign = setup.front.index_select(0, face).to(torch.float64) * 2 - 1
+    line = -sign * ((corner - threshold).unsqueeze(1) * cof).sum(0)  # (3, G): >= 0 where kept
+    num, a, b = _ndc_lines_to_pixel(line.unsqueeze(0), height, width)
+    trivial = ~special.unsqueeze(1)
+    return (torch.where(trivial, torch.full_like(num, -UNBOUNDED), num), torch.where(trivial, 1.0, a),
+            torch.where(trivial, 0.0, b))
 
 
 def _integer_half_planes(tri) -> Tuple[torch.Tensor, ...]:
@@ -158,15 +188,13 @@ def _integer_half_planes(tri) -> Tuple[torch.Tensor, ...]:
             (tri.edge_b * SUBPIXEL_ONE).T.to(torch.float64))
 
 
-def _chunks(rows: torch.Tensor, table: torch.Tensor, budget: int):
-    """Split span-path faces into consecutive slices of about ``budget`` candidate samples (bbox area)."""
-    k = (table.shape[1] - 2) // 3
-    area = (rows[:, 1] - rows[:, 0] + 1) * (table[:, 3 * k + 1] - table[:, 3 * k] + 1).to(torch.int64)
-    total = torch.cumsum(area.clamp_min(0), 0)
-    count = rows.shape[0]
+def _chunks(cost: torch.Tensor, budget: int):
+    """Split span-path faces into consecutive slices of about ``budget`` estimated rows + samples."""
+    total = torch.cumsum(cost.clamp_min(0), 0)
+    count = cost.shape[0]
     if int(total[-1]) <= budget:
         return [(0, count)]
-    marks = torch.arange(budget, int(total[-1]), budget, device=rows.device)
+    marks = torch.arange(budget, int(total[-1]), budget, device=cost.device)
     ends = torch.searchsorted(total, marks, right=True).tolist() + [count]
     bounds, start = [], 0
     for end in ends:
@@ -177,8 +205,8 @@ def _chunks(rows: torch.Tensor, table: torch.Tensor, budget: int):
     return bounds
 
 
-def _span_keys(group: _Group, start: int, end: int, setup: FaceSetup, frame: torch.Tensor, faces_t: torch.Tensor,
-               back_discard, height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _span_keys(group: _Group, start: int, end: int, setup: FaceSetup, frame: torch.Tensor,
+               height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """(pixel, key) of the covered samples of faces ``start:end`` of a span group."""
     local, row = expand_rows(group.rows[start:end])
     lo, hi = row_spans(group.table[start:end].index_select(0, local), group.num_planes, row)
@@ -188,22 +216,10 @@ def _span_keys(group: _Group, start: int, end: int, setup: FaceSetup, frame: tor
     kc, kr, k0 = take_columns(setup.depth24, face)
     depth = kc * col + kr * row + k0
     invalid = (depth < 0) | (depth > DEPTH_MAX)
-    if back_discard is not None:
-        invalid |= _discarded(setup, faces_t, back_discard, face, row, col, height, width)
     key = (torch.round(depth.clamp(0, DEPTH_MAX)).to(torch.int64) << FACE_BITS) | face
     key |= invalid.to(torch.int64) * EMPTY_KEY
     pixel = (frame.index_select(0, face) * height + row) * width + col
     return pixel, key
-
-
-def _discarded(setup: FaceSetup, faces_t: torch.Tensor, back_discard, face: torch.Tensor, row: torch.Tensor,
-               col: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(P,) bool: back-facing samples whose interpolated value exceeds the threshold."""
-    values, threshold = back_discard
-    corner = torch.stack([values.index_select(0, faces_t[k].index_select(0, face)) for k in range(3)])
-    bary = _barycentric(setup.cofactor, face, row, col, height, width)
-    interpolated = (bary * corner.to(torch.float64)).sum(0)
-    return ~setup.front.index_select(0, face) & (interpolated > threshold)
 
 
 def _classify(setup: FaceSetup, ok: torch.Tensor, faces_t: torch.Tensor, back_discard):
@@ -263,6 +279,12 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor,
         # rejected dense candidates may point past the buffer: their key is empty, clamping is harmless
         keys.scatter_reduce_(0, pixel.clamp_(0, keys.numel() - 1), key, reduce="amin")
 
+    def with_keep(face: torch.Tensor, planes: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+        if back_discard is None:
+            return planes
+        extra = _keep_plane(setup, faces_t, back_discard, face, special.index_select(0, face), height, width)
+        return tuple(torch.cat([p, q], dim=1) for p, q in zip(planes, extra))
+
     spans = []
     ids = torch.nonzero(regular).squeeze(1)
     if ids.numel():
@@ -279,17 +301,18 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor,
                                    take_columns(setup.depth24, face), shape, height, width, FACE_BITS, EMPTY_KEY))
         sel = torch.nonzero(tri.nonzero & (is_special | is_big)).squeeze(1)
         if sel.numel():
-            big = tri.subset(sel)
-            spans.append(_span_group(ids.index_select(0, sel), big.bbox, _integer_half_planes(big)))
+            big, face = tri.subset(sel), ids.index_select(0, sel)
+            planes = with_keep(face, _integer_half_planes(big))
+            spans.append(_span_group(face, big.bbox, planes, big.samples))
     ids = torch.nonzero(keep & ~regular).squeeze(1)
     if ids.numel():
         bbox = clipped_bbox(clip_t, take_columns(faces_t, ids), height, width)
-        spans.append(_span_group(ids, bbox, _float_half_planes(setup, ids, height, width)))
+        spans.append(_span_group(ids, bbox, with_keep(ids, _float_half_planes(setup, ids, height, width))))
     for group in spans:
         if group is None:
             continue
-        for start, end in _chunks(group.rows, group.table, fragment_budget):
-            z_test(*_span_keys(group, start, end, setup, frame, faces_t, back_discard, height, width))
+        for start, end in _chunks(group.cost, fragment_budget):
+            z_test(*_span_keys(group, start, end, setup, frame, height, width))
     return _resolve(keys.view(num_frames, height, width), setup, height, width)
 
 

@@ -8,6 +8,12 @@ the ``out`` head in float32. Attention uses
 ``torch.nn.functional.scaled_dot_product_attention`` on the reference's
 "legacy" head layout; it equals ``softmax(q k^T / sqrt(ch)) v`` with the
 softmax accumulated in float32 by the fused kernels.
+
+``use_fp16`` on the CPU: PyTorch's native float16 convolution is ~30x slower
+than float32 there, so float16 convolutions on CPU tensors run in float32 on
+the (exactly representable) half values and round the result to half
+(``ivid.models.layers.Conv2d``): half-convolution semantics with float32
+accumulation. CUDA runs the native half kernels.
 """
 
 from __future__ import annotations

@@ -213,20 +213,14 @@ def view_mesh(rgbd_pm1: torch.Tensor, modelview: np.ndarray, options: MultiviewO
     return mesh, x01[:3].permute(1, 2, 0).contiguous()
 
 
-def _hwc_to_chw(x, device: torch.device) -> torch.Tensor:
-    t = torch.as_tensor(x, device=device, dtype=torch.float32)
-    if t.dim() == 2:
-        t = t[..., None]
-    return t.permute(2, 0, 1)
-
-
 def batch_conditions(meshes: Sequence[Sequence], colors: Sequence[Sequence[torch.Tensor]],
                      modelviews: Sequence[np.ndarray], options: MultiviewOptions,
                      device: torch.device) -> Dict[str, torch.Tensor]:
-    """Aggregated conditions of B samples, each from all its previous views.
+    """Aggregated conditions of B samples, each from all its previous views (one batched render).
 
     Args:
-        meshes, colors: per sample, the meshes / ``S x S x 3`` colours of its views so far.
+        meshes, colors: per sample, the meshes / ``S x S x 3`` colours of its views so far
+            (the same number for every sample).
         modelviews: per sample, the target camera.
 
     Returns:
@@ -234,16 +228,14 @@ def batch_conditions(meshes: Sequence[Sequence], colors: Sequence[Sequence[torch
         ``depth`` (1, z code, 0 where masked), ``mask``, ``mask_rgb`` (1, {0,1}),
         ``depth_convex`` (1, unmasked z code).
     """
-    from ivid.geometry import aggregate_conditions
+    from ivid.geometry.warp import aggregate_conditions_batch
 
-    per_sample = []
-    for sample_meshes, sample_colors, modelview in zip(meshes, colors, modelviews):
-        cond = aggregate_conditions(list(sample_meshes), list(sample_colors), modelview, fov=options.fov,
-                                    near=options.near, far=options.far, atol=options.atol,
-                                    rtol=options.rtol, erode_rgb=options.erode_rgb, ssaa=options.ssaa)
-        per_sample.append(cond)
+    targets = torch.as_tensor(np.stack([np.asarray(m, np.float64) for m in modelviews]), device=device)
+    cond = aggregate_conditions_batch([list(m) for m in meshes], [list(c) for c in colors], targets,
+                                      fov=options.fov, near=options.near, far=options.far, atol=options.atol,
+                                      rtol=options.rtol, erode_rgb=options.erode_rgb, ssaa=options.ssaa)
     keys = ("color", "depth", "mask", "mask_rgb", "depth_convex")
-    return {k: torch.stack([_hwc_to_chw(c[k], device) for c in per_sample], 0) for k in keys}
+    return {k: torch.as_tensor(cond[k], device=device, dtype=torch.float32).permute(0, 3, 1, 2) for k in keys}
 
 
 def _cond_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions) -> Dict[str, object]:

@@ -210,7 +210,8 @@ class _AttrDDP(torch.nn.parallel.DistributedDataParallel):
             return getattr(self.module, name)
 
 
-def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def wrap_ddp(module: torch.nn.Module, device: torch.device,
+             find_unused_parameters: bool = False) -> torch.nn.Module:
     """Wrap ``module`` (already on ``device``) in DistributedDataParallel for the training forward.
 
     Buffers are not re-broadcast every forward (the backbone's only buffer is a
@@ -221,4 +222,4 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     ids = [device] if device.type == "cuda" else None
     params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
     no_buffer_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
-    return _AttrDDP(module, device_ids=ids, **no_buffer_sync)
+    return _AttrDDP(module, device_ids=ids, find_unused_parameters=find_unused_parameters, **no_buffer_sync)

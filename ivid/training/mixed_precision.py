@@ -25,6 +25,7 @@ Modes (``trainer.args.fp16_mode``):
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import ContextManager, Dict, List, Optional
 
 import torch
@@ -68,6 +69,9 @@ class MixedPrecision:
         self.master_params: List[torch.Tensor] = [
             p if p.dtype == torch.float32 else nn.Parameter(p.detach().float()) for p in self.model_params]
         self.use_loss_scale = self.mode == "inflat_all"
+        if not self.use_loss_scale and any(p.dtype == torch.float16 for p in self.model_params):
+            warnings.warn(f"fp16_mode {self.mode!r} with float16 weights (backbone use_fp16: true): gradients are "
+                          "not loss-scaled and may underflow; use fp16_mode 'inflat_all' or use_fp16: false")
         self.log2_scale = float(initial_log2_scale) if self.use_loss_scale else 0.0
         self._device_type = self.model_params[0].device.type if self.model_params else "cpu"
 
@@ -87,23 +91,21 @@ class MixedPrecision:
     # -- optimizer step --------------------------------------------------------------------
     def _unscale_into_master(self) -> None:
         inv_scale = 2.0 ** (-self.log2_scale)
+        grads = []
         for p, m in zip(self.model_params, self.master_params):
-            if p.grad is None:
-                if m is not p:
-                    m.grad = None
-                continue
-            if m is p:
-                if inv_scale != 1.0:
-                    p.grad.mul_(inv_scale)
-            else:
-                m.grad = p.grad.detach().float().mul_(inv_scale)
+            if m is not p:
+                m.grad = None if p.grad is None else p.grad.detach().float()
+            if m.grad is not None:
+                grads.append(m.grad)
+        if grads and inv_scale != 1.0:
+            torch._foreach_mul_(grads, inv_scale)
 
     def grad_norm(self) -> torch.Tensor:
         """L2 norm of the (unscaled) master gradients as a float32 scalar tensor (inf/nan if not finite)."""
         grads = [m.grad for m in self.master_params if m.grad is not None]
         if not grads:
             return torch.zeros(())
-        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).float())
 
     def step(self, optimizer: torch.optim.Optimizer) -> Dict[str, float]:
         """Unscale, check, step (or skip), copy masters back into the model, zero gradients.
@@ -133,9 +135,9 @@ class MixedPrecision:
 
     @torch.no_grad()
     def _copy_master_to_model(self) -> None:
-        for p, m in zip(self.model_params, self.master_params):
-            if m is not p:
-                p.copy_(m)
+        pairs = [(p, m) for p, m in zip(self.model_params, self.master_params) if m is not p]
+        if pairs:
+            torch._foreach_copy_([p for p, _ in pairs], [m for _, m in pairs])
 
     @torch.no_grad()
     def copy_model_to_master(self) -> None:

@@ -198,7 +198,10 @@ class BasicTrainer(TrainerStateMixin):
         dist.check_params_in_sync(self.mp.master_params, "parameters at start")
 
     def _wrap_for_training(self) -> None:
-        self.ddp = dist.wrap_ddp(self.backbone, self.device) if self.world_size > 1 else None
+        # a class-conditional backbone trained on unlabelled data never uses label_emb
+        unused = (getattr(self.backbone, "num_classes", None) is not None
+                  and getattr(self.dataset, "num_classes", 0) is None)
+        self.ddp = dist.wrap_ddp(self.backbone, self.device, unused) if self.world_size > 1 else None
         self.train_framework = copy.copy(self.framework)
         self.train_framework.backbone = self.ddp if self.ddp is not None else self.backbone
 
@@ -287,30 +290,34 @@ class BasicTrainer(TrainerStateMixin):
                 self.step += 1
                 window.add(info, time.perf_counter() - t0, t1 - t0)
                 bar.update(1)
-                self._periodic(window, bar)
                 stopped = self._stop_requested(stop.requested)
+                self._periodic(window, bar, sample=not stopped)
         bar.close()
         if self._last_saved != self.step:
             self.save()
+        if stopped and dist.is_main():
+            self.log.write({"event": "stopped", "step": self.step, "signal": stop.requested})
         self.stream.close()
         dist.print0(f"{'stopped' if stopped else 'finished'} at step {self.step}; checkpoints in "
                     f"{os.path.join(self.output_dir, 'ckpts')}")
         return {"step": self.step, "stopped": stopped, "skipped_steps": self.skipped_total}
 
-    def _periodic(self, window: _StatsWindow, bar: Any) -> None:
+    def _periodic(self, window: _StatsWindow, bar: Any, sample: bool = True) -> None:
         if self.step % self.i_log == 0:
             record = self.log_record(window)
             bar.set_postfix(loss=f"{record['loss']:.4f}", scale=f"{record['log2_loss_scale']:.2f}")
             window.reset()
         if self.step % self.check_sync_every == 0 and self.step % self.i_log != 0:
             dist.check_params_in_sync(self.mp.master_params, f"parameters at step {self.step}")
-        if self.step % self.i_sample == 0:
+        if sample and self.step % self.i_sample == 0:
             self.maybe_sample()
         if self.step % self.i_save == 0:
             self.save()
 
     def _stop_requested(self, requested: Optional[int]) -> bool:
         """True on every rank once any rank got SIGTERM/SIGINT (one tiny all-reduce per step)."""
+        if self.world_size == 1:
+            return requested is not None
         flag = torch.tensor([1.0 if requested is not None else 0.0], device=self.device)
         return bool(dist.all_reduce_max(flag).item() > 0)
 

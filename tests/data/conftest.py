@@ -41,6 +41,14 @@ def toy_single(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def toy_single64(tmp_path_factory):
+    """1 image, 64 x 64, single-category layout (the warp's discontinuity thresholds suit >= 64 px)."""
+    root = tmp_path_factory.mktemp("toy_single64")
+    generate_dataset(str(root), 1, 64, "single", seed=3, ssaa=1, verbose=False)
+    return root
+
+
 @pytest.fixture
 def toy_copy(tmp_path, toy_imagenet):
     """A private copy of the imagenet toy folder that a test may damage."""

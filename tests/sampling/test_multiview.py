@@ -61,3 +61,29 @@ def test_timings_add_up(tiny_frameworks):
     timings = Timings(device=torch.device("cpu"))
     sample_multiview(g_u, None, viewset("uncond"), sample_generators([0]), None, FAST, timings=timings)
     assert timings.seconds["model_uncond"] > 0 and set(timings.seconds) == {"model_uncond"}
+
+
+def test_batch_conditions_equal_per_sample_conditions():
+    from ivid.geometry import aggregate_conditions
+
+    from ivid.sampling.multiview import batch_conditions, view_mesh
+
+    cams = viewset("3x9")
+    g = torch.Generator().manual_seed(0)
+    meshes, colors = [[], []], [[], []]
+    for b in range(2):
+        for k in range(2):
+            rgbd = torch.rand(4, 16, 16, generator=g) * 0.2 + torch.tensor([0.2, 0.5, 0.8, 0.3 + 0.2 * b])[:, None, None]
+            rgbd[3] = 0.3 + 0.2 * b  # smooth depth (a wall), random colours
+            mesh, color = view_mesh(rgbd * 2 - 1, cams[k], FAST)
+            meshes[b].append(mesh)
+            colors[b].append(color)
+    targets = [cams[2], cams[3]]
+    batched = batch_conditions(meshes, colors, targets, FAST, torch.device("cpu"))
+    assert batched["color"].shape == (2, 3, 16, 16) and batched["mask"].shape == (2, 1, 16, 16)
+    for b in range(2):
+        single = aggregate_conditions(meshes[b], colors[b], targets[b], fov=45, near=0.6, far=5, atol=0.03,
+                                      rtol=0.03, erode_rgb=3, ssaa=3)
+        for key in ("color", "depth", "mask", "mask_rgb", "depth_convex"):
+            torch.testing.assert_close(batched[key][b], torch.as_tensor(single[key]).permute(2, 0, 1))
+    assert float(batched["mask"].mean()) > 0.3  # the previous views do cover the new ones
