@@ -23,6 +23,7 @@ import sys
 import torch
 
 from ivid.config import ConfigError, build, load_config, registry
+from ivid.data import DataLayoutError
 from ivid.training.checkpoint import find_latest_step
 from ivid.training.launch import launch, plan_layout
 from ivid.training.run_dir import command_line, resolve_defaults
@@ -100,6 +101,8 @@ def main(args: argparse.Namespace) -> None:
         return
     if not os.path.isdir(args.data_dir):
         raise FileNotFoundError(f"--data_dir {args.data_dir}: not a folder")
+    dataset = build("dataset", cfg, args.data_dir)  # fails fast on a bad folder; writes dataset.json once
+    print(f"{type(dataset).__name__}: {len(dataset)} samples in {args.data_dir}", flush=True)
     layout = plan_layout(resolve_device(args.device), args.num_gpus, args.num_nodes, args.node_rank,
                          args.master_addr, args.master_port)
     launch(train_worker, (cfg, args, command_line()), layout)
@@ -108,6 +111,6 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, DataLayoutError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -51,20 +51,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _timed(fn, device: torch.device, repeat: int) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs after one warm-up."""
+def _timed(fn, device: torch.device, repeat: int):
+    """Median wall-clock and process-CPU seconds of ``fn()`` over ``repeat`` runs after one warm-up.
+
+    On a shared machine the CPU time (all threads of this process) is the steadier figure.
+    """
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     fn()
     sync()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _scene(device: torch.device, count: int, padding):
@@ -114,15 +118,17 @@ def main(args: argparse.Namespace) -> dict:
     if unknown:
         raise SystemExit(f"--cases: unknown {unknown}; valid: {', '.join(cases)}")
     results = []
-    print(f"{'case':22s} {'device':8s} {'s/item':>9s} {'reference CPU':>14s} {'ratio':>7s}")
+    print(f"{'case':22s} {'device':8s} {'s/item':>9s} {'cpu s/item':>11s} {'reference CPU':>14s} {'ratio':>7s}")
     for name in names:
         fn, items = cases[name]
-        seconds = _timed(fn, device, args.repeat) / items
+        wall, cpu = _timed(fn, device, args.repeat)
+        seconds, cpu_seconds = wall / items, cpu / items
         reference = REFERENCE_CPU_SECONDS.get(name.replace("_batch16", "").replace("aggregate_batch8_", "aggregate_"))
         ratio = f"{reference / seconds:6.2f}x" if reference else ""
-        print(f"{name:22s} {device.type:8s} {seconds:9.4f} {reference if reference else '':>14} {ratio:>7s}")
-        results.append({"case": name, "seconds_per_item": seconds, "items_per_call": items,
-                        "reference_cpu_seconds": reference})
+        print(f"{name:22s} {device.type:8s} {seconds:9.4f} {cpu_seconds:11.4f} {reference if reference else '':>14} "
+              f"{ratio:>7s}")
+        results.append({"case": name, "seconds_per_item": seconds, "cpu_seconds_per_item": cpu_seconds,
+                        "items_per_call": items, "reference_cpu_seconds": reference})
     report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
               else platform.processor() or platform.machine(), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "repeat": args.repeat, "results": results}

@@ -1,8 +1,8 @@
 """Benchmark multiview sampling: seconds per view for G_u and G_c, conditioning vs model time.
 
 Random weights (no checkpoint needed). For each model pair and device, a few
-sampler steps are timed after one warm-up call and extrapolated to the
-configured step counts:
+sampler steps are timed after one warm-up call (``--repeats`` runs, the minimum
+per phase is kept) and extrapolated to the configured step counts:
 
 - G_u s/view   = (s per G_u step) x steps_uncond (DDPM: 1000 steps)
 - G_c s/view   = (s per G_c step) x steps_cond + conditioning + meshing per view
@@ -53,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--measure_steps", type=int, default=2, help="sampler steps actually timed per view")
     p.add_argument("--views", type=int, default=3, help="views per sample in the timed run (first 3x9 views)")
     p.add_argument("--batchsize", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs; the minimum per phase is reported")
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--output", default="bench_results/bench_sample.json")
     return p.parse_args(argv)
@@ -74,7 +75,8 @@ def bench_pair(name: str, device: torch.device, args) -> dict:
     g_u, g_c = (load_framework(find_file(c), None, device) for c in (config_u, config_c))
     cams = viewset("3x9")[:max(2, args.views)]
     _run(g_u, g_c, cams[:2], args, device, 1)  # warm-up (allocations, kernels, caches)
-    t = _run(g_u, g_c, cams, args, device, args.measure_steps).seconds
+    runs = [_run(g_u, g_c, cams, args, device, args.measure_steps).seconds for _ in range(args.repeats)]
+    t = {phase: min(r[phase] for r in runs) for phase in runs[0]}  # the least disturbed run per phase
     conditioned = len(cams) - 1
     step_u = t["model_uncond"] / args.measure_steps
     step_c = t["model_cond"] / (args.measure_steps * conditioned)

@@ -46,7 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="tiny", help=f"comma list of {', '.join(CONFIGS)} or JSON paths")
     p.add_argument("--devices", default=None, help="comma list; default: cpu, plus cuda when present")
-    p.add_argument("--modes", default=None, help="comma list of fp32, inflat_all, bf16 (default: fp32 on CPU, all on CUDA)")
+    p.add_argument("--modes", default=None,
+                   help="comma list of fp32, inflat_all, bf16 (default: fp32 on CPU, all on CUDA)")
     p.add_argument("--batch_size", type=int, default=8, help="per-GPU batch of the timed steps")
     p.add_argument("--steps", type=int, default=10, help="timed steps (after --warmup)")
     p.add_argument("--warmup", type=int, default=3)
@@ -173,9 +174,9 @@ def main(args: argparse.Namespace) -> dict:
                                            ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))]
     args.num_workers = max(0, (os.cpu_count() or 1) - 1) if args.num_workers is None else args.num_workers
     data_dir = ensure_data(args)
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     results = {"env": {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-                       "cpus": os.cpu_count(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
-               "train": [], "warp": []}
+                       "cpus": os.cpu_count(), "gpu": gpu}, "train": [], "warp": []}
     for device in devices:
         modes = args.modes.split(",") if args.modes else (list(MODES) if device.type == "cuda" else ["fp32"])
         for name in args.configs.split(","):

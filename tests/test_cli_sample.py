@@ -30,34 +30,15 @@ cli = _load(HERE.parent / "inference" / "sample.py", "sample_cli")
 tiny = _load(HERE / "sampling" / "conftest.py", "sampling_conftest")
 
 
-def _make_models(folder, image_size=None):
-    """Random-weight checkpoints for the tiny configs; ``image_size`` 16 derives smaller configs (long viewsets)."""
-    configs = {}
-    for kind, source in (("uncond", tiny.TINY_UNCOND), ("cond", tiny.TINY_COND)):
-        configs[kind] = str(HERE.parent / source)
-        if image_size is not None:
-            cfg = json.loads((HERE.parent / source).read_text())
-            cfg["backbone"]["args"].update(image_size=image_size, attention_resolutions=[image_size // 2])
-            cfg["dataset"]["args"]["image_size"] = image_size
-            configs[kind] = str(folder / f"tiny{image_size}_{kind}.json")
-            pathlib.Path(configs[kind]).write_text(json.dumps(cfg))
-    paths = {"config_uncond": configs["uncond"], "config_cond": configs["cond"],
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Random-weight checkpoints of configs/tiny_*.json (32x32) as CLI arguments."""
+    folder = tmp_path_factory.mktemp("ckpts")
+    paths = {"config_uncond": str(HERE.parent / tiny.TINY_UNCOND), "config_cond": str(HERE.parent / tiny.TINY_COND),
              "ckpt_uncond": str(folder / "uncond.pt"), "ckpt_cond": str(folder / "cond.pt")}
     torch.save(tiny.random_state_dict(paths["config_uncond"], 1), paths["ckpt_uncond"])
     torch.save(tiny.random_state_dict(paths["config_cond"], 2), paths["ckpt_cond"])
     return [arg for key, value in paths.items() for arg in (f"--{key}", value)]
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """configs/tiny_*.json (32x32)."""
-    return _make_models(tmp_path_factory.mktemp("ckpts"))
-
-
-@pytest.fixture(scope="module")
-def models16(tmp_path_factory):
-    """16x16 variants: the 27- and 20-view runs spend most of their time in the conditioning renders."""
-    return _make_models(tmp_path_factory.mktemp("ckpts16"), 16)
 
 
 def run(models, out, *extra):
@@ -107,30 +88,30 @@ def test_random_run_is_deterministic(models, tmp_path):
 
 
 @pytest.mark.slow
-def test_3x9_run(models16, tmp_path):
-    run_dir = run(models16, tmp_path, "--viewset", "3x9", "--seeds", "5", "--classes", "7", "--steps_cond", "1")
+def test_3x9_run(models, tmp_path):
+    run_dir = run(models, tmp_path, "--viewset", "3x9", "--seeds", "5", "--classes", "7", "--steps_cond", "1")
     assert _files(run_dir, "scenes") == ["class007_seed00005.npz"]
     views = load_scene(os.path.join(run_dir, "scenes", "class007_seed00005.npz"))
     assert len(views) == 27
     assert len(_files(run_dir, "results")) == 27
-    assert _size(os.path.join(run_dir, "results", "class007_seed00005_view26.png")) == (16, 16)
-    grid = (9 * (16 + 2) + 2, 3 * (16 + 2) + 2)
+    assert _size(os.path.join(run_dir, "results", "class007_seed00005_view26.png")) == (S, S)
+    grid = (9 * (S + 2) + 2, 3 * (S + 2) + 2)
     for sub in ("grids", "conds"):
         assert _files(run_dir, sub) == ["class007_seed00005.png", "class007_seed00005_depth.png"]
         assert _size(os.path.join(run_dir, sub, "class007_seed00005.png")) == grid
 
 
 @pytest.mark.slow
-def test_custom_viewset_file_and_360(models, models16, tmp_path):
+def test_custom_viewset_file_and_360(models, tmp_path):
     path = tmp_path / "orbit.json"
     path.write_text(json.dumps([[0, 0], [0.3, 0.1], [-0.3, -0.1]]))
     run_dir = run(models, tmp_path / "file", "--viewset", str(path), "--seeds", "1")
     assert os.path.basename(run_dir).startswith("viewset_orbit_")
     assert len(load_scene(os.path.join(run_dir, "scenes", "class001_seed00001.npz"))) == 3
-    run_dir = run(models16, tmp_path / "360", "--viewset", "360", "--seeds", "2", "--steps_cond", "1")
+    run_dir = run(models, tmp_path / "360", "--viewset", "360", "--seeds", "2", "--steps_cond", "1")
     views = load_scene(os.path.join(run_dir, "scenes", "class002_seed00002.npz"))
     assert len(views) == 20
-    assert _size(os.path.join(run_dir, "grids", "class002_seed00002.png")) == (20 * (16 + 2) + 2, 16 + 4)
+    assert _size(os.path.join(run_dir, "grids", "class002_seed00002.png")) == (20 * (S + 2) + 2, S + 4)
 
 
 @pytest.mark.slow
@@ -161,6 +142,9 @@ def test_errors(models, tmp_path):
         run(models, tmp_path, "--viewset", str(bad))
     with pytest.raises(ValueError, match="--input_image"):
         run(models, tmp_path, "--viewset", "uncond", "--input_image", "x.png", "--input_depth", "x.npz")
+    with pytest.raises(FileNotFoundError, match="--midas_ckpt"):
+        run(models, tmp_path, "--viewset", "random", "--input_image", "x.png", "--midas_ckpt",
+            str(tmp_path / "none.pt"))
     with pytest.raises(ValueError, match="are --config_uncond and --config_cond swapped"):
         swapped = models[:]
         swapped[1], swapped[3] = swapped[3], swapped[1]
@@ -221,3 +205,21 @@ def test_two_processes_split_the_samples(models, tmp_path, monkeypatch):
     for name in _files(single, "scenes"):
         a, b = (load_scene(os.path.join(d, "scenes", name))[0] for d in (single, double))
         assert np.abs(a["rgb"].astype(int) - b["rgb"].astype(int)).max() <= 1  # other batch mates, same sample
+
+
+def test_preset_finds_demo_checkpoints_by_kind(models, tmp_path, monkeypatch):
+    """--preset demo: exact names, or the single *uncond*.pt / *cond*.pt of the folder."""
+    import shutil
+
+    import ivid.sampling.run as sampling_run
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    shutil.copy(models[5], demo / "demo_uncond_ema.pt")
+    shutil.copy(models[7], demo / "demo_cond_ema.pt")
+    monkeypatch.setitem(sampling_run.PRESETS, "demo", (models[1], models[3], str(demo / "uncond.pt"),
+                                                       str(demo / "cond.pt")))
+    run_dir = cli.main(cli.parse_args(["--preset", "demo", "--output_dir", str(tmp_path / "out"), *FAST,
+                                       "--viewset", "uncond", "--seeds", "0"]))
+    args = json.load(open(os.path.join(run_dir, "args.json")))
+    assert args["ckpt_uncond"].endswith("demo_uncond_ema.pt") and args["ckpt_cond"].endswith("demo_cond_ema.pt")

@@ -21,7 +21,7 @@ from .shading import (PADDING_THRESHOLD, AggregationAccumulator, aggregation_sha
                       window_to_linear)
 
 #: frame-pixels rasterised and shaded at once by the aggregation renderer (memory control)
-PIXEL_BUDGET = 1 << 22
+PIXEL_BUDGET = 1 << 18
 
 
 @dataclass
@@ -86,25 +86,31 @@ def _cat(meshes: Sequence[MeshArrays], name: str) -> torch.Tensor:
 
 
 def simple_render(meshes: Sequence[MeshArrays], textures: torch.Tensor, matrices: torch.Tensor, size: int,
-                  near: float, far: float) -> Dict[str, torch.Tensor]:
+                  near: float, far: float, pixel_budget: int = PIXEL_BUDGET * 8) -> Dict[str, torch.Tensor]:
     """SimpleRenderer: frame k draws ``meshes[k]`` textured with ``textures[k]`` through ``matrices[k]``.
 
     Args:
         meshes: F meshes; textures: (F, Ht, Wt, 3) colours in [0, 1];
         matrices: (F, 4, 4) projection @ modelview; size: render size S;
-        near, far: the projection's planes (for reading depth back).
+        near, far: the projection's planes (for reading depth back);
+        pixel_budget: frame-pixels rendered at once (frames are processed in chunks).
 
     Returns:
         ``color`` (F, S, S, 3) float32, ``alpha`` (F, S, S) float32 {0, 1},
         ``depth`` (F, S, S) float32 linear eye depth (``far`` where empty).
     """
-    packed = _pack(meshes, matrices)
-    fragments = rasterize(packed.clip, packed.faces, packed.face_frame, len(meshes), size)
-    frame_texture = torch.arange(len(meshes), device=textures.device)
-    shaded = simple_shade(fragments, packed.faces, _cat(meshes, "uv"), _cat(meshes, "flags")[:, 0], textures,
-                          frame_texture)
-    shaded["depth"] = window_to_linear(fragments.zbuf, near, far)
-    return shaded
+    step = max(1, pixel_budget // (size * size))
+    parts = []
+    for first in range(0, len(meshes), step):
+        chunk = list(meshes[first:first + step])
+        packed = _pack(chunk, matrices[first:first + step])
+        fragments = rasterize(packed.clip, packed.faces, packed.face_frame, len(chunk), size)
+        frame_texture = torch.arange(first, first + len(chunk), device=textures.device)
+        shaded = simple_shade(fragments, packed.faces, _cat(chunk, "uv"), _cat(chunk, "flags")[:, 0], textures,
+                              frame_texture)
+        shaded["depth"] = window_to_linear(fragments.zbuf, near, far)
+        parts.append(shaded)
+    return parts[0] if len(parts) == 1 else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def aggregation_render(meshes: Sequence[Sequence[MeshArrays]], textures: Sequence[torch.Tensor],

@@ -44,7 +44,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, size_classes
+from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, pack_triangles, size_classes
 from ._raster_setup import (DEPTH_MAX, SUBPIXEL_ONE, FaceSetup, clipped_bbox, fixed_triangles, setup_faces,
                             take_columns, vertex_window)
 from ._raster_spans import UNBOUNDED, expand_rows, expand_spans, fold_flat_half_planes, row_spans
@@ -98,22 +98,6 @@ def to_clip(positions: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     matrix = torch.as_tensor(matrix, dtype=torch.float64, device=positions.device)
     positions = positions.to(torch.float64)
     return positions @ matrix[..., :, :3].transpose(-1, -2) + matrix[..., :, 3].unsqueeze(-2)
-
-
-def _pixel_ndc(index: torch.Tensor, size: int, flip: bool) -> torch.Tensor:
-    """NDC coordinate of pixel centres: x = (2c+1)/W - 1, or y = 1 - (2r+1)/H when ``flip``."""
-    value = (2 * index.to(torch.float64) + 1) / size - 1
-    return -value if flip else value
-
-
-def _barycentric(cofactor: torch.Tensor, face: torch.Tensor, row: torch.Tensor, col: torch.Tensor,
-                 height: int, width: int) -> torch.Tensor:
-    """(3, P) float64 perspective-correct barycentrics of P samples of the given faces."""
-    x = _pixel_ndc(col, width, flip=False)
-    y = _pixel_ndc(row, height, flip=True)
-    c = take_columns(cofactor, face)
-    e = torch.stack([c[0] * x + c[1] * y + c[2], c[3] * x + c[4] * y + c[5], c[6] * x + c[7] * y + c[8]])
-    return e / (e[0] + e[1] + e[2])
 
 
 @dataclass
@@ -238,6 +222,64 @@ def _classify(setup: FaceSetup, ok: torch.Tensor, faces_t: torch.Tensor, back_di
     return keep, regular, special
 
 
+@dataclass
+class _Pass:
+    """State of one :func:`rasterize` call: face set-up, depth-test keys, options."""
+
+    setup: FaceSetup
+    faces_t: torch.Tensor  # (3, F) int64
+    frame: torch.Tensor  # (F,) int64
+    special: torch.Tensor  # (F,) bool: back faces needing the discard half-plane
+    back_discard: Optional[Tuple[torch.Tensor, float]]
+    keys: torch.Tensor  # (frames * H * W + slack,) int64
+    height: int
+    width: int
+    budget: int
+
+    def z_test(self, pixel: torch.Tensor, key: torch.Tensor) -> None:
+        """Depth test 'less' with face-order ties: keep the smallest key per pixel."""
+        self.keys.scatter_reduce_(0, pixel, key, reduce="amin")
+
+    def with_keep(self, face: torch.Tensor, planes: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+        """Append the back-discard half-plane to (G, K) half-planes when discarding is on."""
+        if self.back_discard is None:
+            return planes
+        extra = _keep_plane(self.setup, self.faces_t, self.back_discard, face, self.special.index_select(0, face),
+                            self.height, self.width)
+        return tuple(torch.cat([p, q], dim=1) for p, q in zip(planes, extra))
+
+    def draw_fixed(self, ids: torch.Tensor, fixed: torch.Tensor) -> Optional[_Group]:
+        """Faces on the fixed-point path: small ones on dense grids now; returns the span group of the rest."""
+        tri = fixed_triangles(fixed, take_columns(self.faces_t, ids), self.height, self.width)
+        # zero-area / off-screen faces draw nothing; 'special' ones need the discard half-plane (span path)
+        is_special = self.special.index_select(0, ids)
+        is_big = (tri.rows > MAX_SIDE) | (tri.cols > MAX_SIDE)
+        drawn = tri.nonzero & (tri.bbox[0] <= tri.bbox[1]) & (tri.bbox[2] <= tri.bbox[3])
+        not_dense = (~drawn | is_special).to(torch.int64) * (MAX_SIDE + 1)
+        order, classes = size_classes(tri.rows + not_dense, tri.cols)
+        if order.numel():  # one gather, then contiguous slices per size class
+            face = ids.index_select(0, order)
+            table, depth24 = pack_triangles(tri, order), take_columns(self.setup.depth24, face)
+            face_frame = self.frame.index_select(0, face)
+            for shape, first, last in classes:
+                for start, end in class_chunks(last - first, shape, self.budget):
+                    part = slice(first + start, first + end)
+                    self.z_test(*dense_keys(table[:, part], face[part], face_frame[part], depth24[:, part], shape,
+                                            self.height, self.width, FACE_BITS, EMPTY_KEY))
+        sel = torch.nonzero(drawn & (is_special | is_big)).squeeze(1)
+        if not sel.numel():
+            return None
+        big, face = tri.subset(sel), ids.index_select(0, sel)
+        return _span_group(face, big.bbox, self.with_keep(face, _integer_half_planes(big)), big.samples)
+
+    def draw_spans(self, group: Optional[_Group]) -> None:
+        """Faces of a span group, in chunks of about ``budget`` rows + samples."""
+        if group is None:
+            return
+        for start, end in _chunks(group.cost, self.budget):
+            self.z_test(*_span_keys(group, start, end, self.setup, self.frame, self.height, self.width))
+
+
 def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor, num_frames: int,
               image_size: Union[int, Tuple[int, int]],
               back_discard: Optional[Tuple[torch.Tensor, float]] = None,
@@ -273,60 +315,34 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor,
     setup = setup_faces(clip_t, faces_t, height, width)
     fixed, ok = vertex_window(clip_t, height, width)
     keep, regular, special = _classify(setup, ok, faces_t, back_discard)
-    keys = torch.full((num_frames * height * width,), EMPTY_KEY, dtype=torch.int64, device=device)
-
-    def z_test(pixel: torch.Tensor, key: torch.Tensor) -> None:
-        # rejected dense candidates may point past the buffer: their key is empty, clamping is harmless
-        keys.scatter_reduce_(0, pixel.clamp_(0, keys.numel() - 1), key, reduce="amin")
-
-    def with_keep(face: torch.Tensor, planes: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
-        if back_discard is None:
-            return planes
-        extra = _keep_plane(setup, faces_t, back_discard, face, special.index_select(0, face), height, width)
-        return tuple(torch.cat([p, q], dim=1) for p, q in zip(planes, extra))
-
-    spans = []
+    # slack after the last frame: rejected dense candidates may point there (with empty keys)
+    size = num_frames * height * width
+    keys = torch.full((size + MAX_SIDE * (width + 1),), EMPTY_KEY, dtype=torch.int64, device=device)
+    state = _Pass(setup, faces_t, frame, special, back_discard, keys, height, width, fragment_budget)
     ids = torch.nonzero(regular).squeeze(1)
     if ids.numel():
-        tri = fixed_triangles(fixed, take_columns(faces_t, ids), height, width)
-        # zero-area faces draw nothing; 'special' ones need the per-fragment discard test (span path)
-        is_special = special.index_select(0, ids)
-        is_big = (tri.rows > MAX_SIDE) | (tri.cols > MAX_SIDE)
-        not_dense = (~tri.nonzero | is_special).to(torch.int64) * (MAX_SIDE + 1)
-        for shape, sel in size_classes(tri.rows + not_dense, tri.cols):
-            for start, end in class_chunks(sel.numel(), shape, fragment_budget):
-                part = sel[start:end]
-                face = ids.index_select(0, part)
-                z_test(*dense_keys(tri.subset(part), face, frame.index_select(0, face),
-                                   take_columns(setup.depth24, face), shape, height, width, FACE_BITS, EMPTY_KEY))
-        sel = torch.nonzero(tri.nonzero & (is_special | is_big)).squeeze(1)
-        if sel.numel():
-            big, face = tri.subset(sel), ids.index_select(0, sel)
-            planes = with_keep(face, _integer_half_planes(big))
-            spans.append(_span_group(face, big.bbox, planes, big.samples))
+        state.draw_spans(state.draw_fixed(ids, fixed))
     ids = torch.nonzero(keep & ~regular).squeeze(1)
-    if ids.numel():
+    if ids.numel():  # near-plane crossing or beyond the guard band: 2D homogeneous, float64
         bbox = clipped_bbox(clip_t, take_columns(faces_t, ids), height, width)
-        spans.append(_span_group(ids, bbox, with_keep(ids, _float_half_planes(setup, ids, height, width))))
-    for group in spans:
-        if group is None:
-            continue
-        for start, end in _chunks(group.cost, fragment_budget):
-            z_test(*_span_keys(group, start, end, setup, frame, height, width))
-    return _resolve(keys.view(num_frames, height, width), setup, height, width)
+        state.draw_spans(_span_group(ids, bbox, state.with_keep(ids, _float_half_planes(setup, ids, height, width))))
+    return _resolve(keys[:size].view(num_frames, height, width), setup, height, width)
 
 
 def _resolve(keys: torch.Tensor, setup: FaceSetup, height: int, width: int) -> Fragments:
     """Decode the winning keys into :class:`Fragments` (dense over all pixels)."""
-    covered = keys < EMPTY_KEY
-    face = (keys & FACE_MASK) * covered + (covered.to(torch.int64) - 1)
-    zbuf = ((keys >> FACE_BITS).to(torch.float64) / DEPTH_MAX).to(torch.float32)
-    flat_face = face.reshape(-1).clamp_min(0)
     frames = keys.shape[0]
-    row = torch.arange(height, device=keys.device).view(1, -1, 1).expand(frames, height, width).reshape(-1)
-    col = torch.arange(width, device=keys.device).view(1, 1, -1).expand(frames, height, width).reshape(-1)
-    bary = _barycentric(setup.cofactor, flat_face, row, col, height, width)
-    bary = torch.nan_to_num(bary.to(torch.float32), 0.0, 0.0, 0.0) * covered.reshape(-1)
-    bary = bary.T.reshape(frames, height, width, 3)
-    front = setup.front.index_select(0, flat_face).reshape(keys.shape) & covered
-    return Fragments(pix_to_face=face, bary=bary, zbuf=zbuf, front_facing=front)
+    covered = keys < EMPTY_KEY
+    face = keys & FACE_MASK  # 0 where empty (EMPTY_KEY has no face bits)
+    zbuf = ((keys >> FACE_BITS).to(torch.float64) / DEPTH_MAX).to(torch.float32)
+    device = keys.device
+    x = ((2 * torch.arange(width, device=device, dtype=torch.float64) + 1) / width - 1).view(1, 1, -1)
+    y = (1 - (2 * torch.arange(height, device=device, dtype=torch.float64) + 1) / height).view(1, -1, 1)
+    c = take_columns(setup.cofactor, face.reshape(-1)).view(9, frames, height, width)
+    # perspective-correct barycentrics: e_i = cofactor_i . (X, Y, 1), normalised
+    e = [c[3 * i] * x + c[3 * i + 1] * y + c[3 * i + 2] for i in range(3)]
+    scale = covered / (e[0] + e[1] + e[2])
+    bary = torch.stack([(e[i] * scale).to(torch.float32) for i in range(3)]).nan_to_num_(0.0, 0.0, 0.0)
+    front = setup.front.index_select(0, face.reshape(-1)).view(keys.shape) & covered
+    return Fragments(pix_to_face=face - (~covered).to(torch.int64), bary=bary.permute(1, 2, 3, 0), zbuf=zbuf,
+                     front_facing=front)

@@ -58,9 +58,9 @@ def interpolate(fragments: Fragments, faces: torch.Tensor, values: torch.Tensor)
         (C, F, H, W) float32; 0 where no face was drawn.
     """
     face = fragments.pix_to_face.reshape(-1).clamp_min(0)
-    bary = fragments.bary.permute(3, 0, 1, 2).reshape(3, -1)
+    bary = fragments.bary.permute(3, 0, 1, 2).reshape(3, -1)  # a view when bary came from the rasteriser
     table = values.to(torch.float32)
-    corners = take_columns(faces.T.contiguous(), face)
+    corners = torch.stack([faces[:, k].index_select(0, face) for k in range(3)])
     out = None
     for k in range(3):
         term = take_columns(table, corners[k]) * bary[k]

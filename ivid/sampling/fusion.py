@@ -71,8 +71,8 @@ def _depth_frame(depth_linear, ssaa: int) -> np.ndarray:
 
 
 def render_frames(meshes: list, colors: List[torch.Tensor], modelviews: Sequence[np.ndarray], fov: float,
-                  ssaa: int = FUSION_SSAA) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-    """Fusion-render a scene into each camera, one frame at a time.
+                  ssaa: int = FUSION_SSAA, chunk: int = 8) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Fusion-render a scene into each camera (``chunk`` cameras per renderer call).
 
     Yields:
         ``(color, depth)`` per camera: ``S x S x 3`` uint8 colour (the renderer's
@@ -80,8 +80,8 @@ def render_frames(meshes: list, colors: List[torch.Tensor], modelviews: Sequence
     """
     from ivid.geometry import render_fusion
 
-    for modelview in modelviews:
-        out = render_fusion(meshes, colors, [np.asarray(modelview, np.float64)], fov=fov, ssaa=ssaa,
-                            near=FUSION_NEAR, far=FUSION_FAR)[0]
-        color = torch.as_tensor(out["color"]).detach().float().cpu().numpy()
-        yield pm1_to_uint8(color * 2.0 - 1.0), _depth_frame(out["depth"], ssaa)
+    for start in range(0, len(modelviews), chunk):
+        cameras = [np.asarray(m, np.float64) for m in modelviews[start:start + chunk]]
+        for out in render_fusion(meshes, colors, cameras, fov=fov, ssaa=ssaa, near=FUSION_NEAR, far=FUSION_FAR):
+            color = torch.as_tensor(out["color"]).detach().float().cpu().numpy()
+            yield pm1_to_uint8(color * 2.0 - 1.0), _depth_frame(out["depth"], ssaa)

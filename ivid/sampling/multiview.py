@@ -127,6 +127,12 @@ def draw_noise(generators: Sequence[torch.Generator], shape: Sequence[int], devi
     return torch.cat([torch.randn((1, *shape), generator=g, device=device) for g in generators], 0)
 
 
+def _initial_noise(framework, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    backbone = framework.backbone
+    shape = (backbone.out_channels, backbone.image_size, backbone.image_size)
+    return draw_noise(generators, shape, framework.device)
+
+
 def make_sampler(framework, steps: int):
     """DDPM when ``steps >= framework.timesteps`` (the reference: steps_uncond >= 1000), else DDIM."""
     from ivid.diffusion import DdimSampler, DdpmSampler
@@ -181,9 +187,7 @@ def sample_first_view(g_u, generators: Sequence[torch.Generator], classes: Optio
     Returns:
         ``B x 4 x S x S`` float32 RGBD in [-1, 1] on the model's device.
     """
-    backbone = g_u.backbone
-    device = g_u.device
-    noise = draw_noise(generators, (backbone.out_channels, backbone.image_size, backbone.image_size), device)
+    noise = _initial_noise(g_u, generators)
     sampler, steps = make_sampler(g_u, options.steps_uncond)
     with _measure(timings, "model_uncond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=steps, eta=options.eta,
@@ -253,13 +257,10 @@ def _cond_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions) -> Di
 
 
 def _conditional_view(g_c, sampler, generators, in_loop, classes, cond, options, timings) -> torch.Tensor:
-    backbone = g_c.backbone
-    device = g_c.device
-    noise = draw_noise(generators, (backbone.out_channels, backbone.image_size, backbone.image_size), device)
+    noise = _initial_noise(g_c, generators)
     with _measure(timings, "model_cond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=int(options.steps_cond),
-                                eta=options.eta, generator=in_loop,
-                                **_cond_kwargs(cond, options))
+                                eta=options.eta, generator=in_loop, **_cond_kwargs(cond, options))
     return result.samples.float()
 
 

@@ -12,6 +12,7 @@ takes samples ``r, r + n, r + 2n, ...``).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import pathlib
 from dataclasses import dataclass
@@ -106,12 +107,24 @@ def find_file(path: str) -> str:
     return str(candidate) if candidate.exists() else path
 
 
+def _preset_file(path: str) -> str:
+    """A preset file; a missing ``ckpts/demo/{uncond,cond}.pt`` falls back to the one ``*uncond*.pt`` /
+    ``*cond*.pt`` (without 'uncond') in that folder, whatever the trainer named it."""
+    found = find_file(path)
+    if os.path.isfile(found) or not found.endswith(".pt"):
+        return found
+    folder, kind = os.path.dirname(found), os.path.splitext(os.path.basename(found))[0]
+    names = sorted(glob.glob(os.path.join(folder, f"*{kind}*.pt")))
+    names = [n for n in names if kind == "uncond" or "uncond" not in os.path.basename(n)]
+    return names[0] if len(names) == 1 else found
+
+
 def _apply_preset(request: SampleRequest) -> SampleRequest:
     if request.preset is None:
         return request
     if request.preset not in PRESETS:
         raise ValueError(f"--preset {request.preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
-    files = [find_file(p) for p in PRESETS[request.preset]]
+    files = [_preset_file(p) for p in PRESETS[request.preset]]
     missing = [p for p in files if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"--preset {request.preset}: missing {', '.join(missing)}. The demo models are "
@@ -181,13 +194,8 @@ def _check_viewset(request: SampleRequest, viewset: ViewsetChoice) -> None:
 def _photo(request: SampleRequest, image_size: int, device: torch.device):
     from .image_to_3d import load_midas, photo_rgbd01
 
-    midas = None
-    if request.input_depth is None:
-        midas = load_midas(find_file(request.midas_ckpt), device)
-    try:
-        return photo_rgbd01(request.input_image, image_size, request.input_depth, midas)
-    finally:
-        del midas
+    midas = load_midas(find_file(request.midas_ckpt), device) if request.input_depth is None else None
+    return photo_rgbd01(request.input_image, image_size, request.input_depth, midas)
 
 
 def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
@@ -239,9 +247,11 @@ def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan) -> None:
     from .image_to_3d import first_view_tensor
 
     device, request = devices[rank], plan.request
+    jobs = split_jobs(plan.jobs, rank, len(devices))
+    if not jobs:
+        return
     g_u = _load(request.config_uncond, plan.ckpt_uncond, device, "--ckpt_uncond") if plan.ckpt_uncond else None
     g_c = _load(request.config_cond, plan.ckpt_cond, device, "--ckpt_cond") if plan.ckpt_cond else None
-    jobs = split_jobs(plan.jobs, rank, len(devices))
     options = request.options()
     where = f" [{device}]" if len(devices) > 1 else ""
     with OutputWriter(plan.run_dir, plan.viewset, options.near, options.far, options.fov) as writer, \

@@ -12,6 +12,7 @@ exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Dict, Iterator, Optional
 
 import torch
@@ -27,6 +28,12 @@ def epoch_permutation(num_items: int, seed: int, epoch: int) -> torch.Tensor:
     """The dataset order of ``epoch``: a permutation of ``range(num_items)`` (int64)."""
     g = torch.Generator().manual_seed(int(seed) * _EPOCH_SEED_STRIDE + int(epoch))
     return torch.randperm(num_items, generator=g)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the training process (which stops them when it exits)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class ShardSampler(Sampler):
@@ -96,7 +103,7 @@ class BatchStream:
             self.seed * _EPOCH_SEED_STRIDE + self.epoch + 7919 * self.rank)
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                             num_workers=self.num_workers, pin_memory=self.pin_memory, generator=worker_seed,
-                            persistent_workers=False)
+                            persistent_workers=False, worker_init_fn=_ignore_stop_signals)
         self._iter = iter(loader)
 
     def next(self) -> Dict[str, Any]:

@@ -221,5 +221,6 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device,
     device = torch.device(device)
     ids = [device] if device.type == "cuda" else None
     params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
-    no_buffer_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    no_buffer_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in params
+                      else {"broadcast_buffers": False})
     return _AttrDDP(module, device_ids=ids, find_unused_parameters=find_unused_parameters, **no_buffer_sync)

@@ -65,7 +65,7 @@ class MixedPrecision:
                  initial_log2_scale: float = INITIAL_LOG2_LOSS_SCALE):
         self.mode = normalize_fp16_mode(mode)
         self.scale_growth = float(scale_growth)
-        self.model_params: List[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
+        self.model_params: List[nn.Parameter] = list(model.parameters())
         self.master_params: List[torch.Tensor] = [
             p if p.dtype == torch.float32 else nn.Parameter(p.detach().float()) for p in self.model_params]
         self.use_loss_scale = self.mode == "inflat_all"
@@ -119,7 +119,7 @@ class MixedPrecision:
         finite = norm == norm and norm != float("inf")
         if finite:
             optimizer.step()
-            self._copy_master_to_model()
+            self.copy_master_to_model()
             if self.use_loss_scale:
                 self.log2_scale += self.scale_growth
         elif self.use_loss_scale:
@@ -134,10 +134,14 @@ class MixedPrecision:
             m.grad = None
 
     @torch.no_grad()
-    def _copy_master_to_model(self) -> None:
+    def copy_master_to_model(self) -> None:
+        """Write the masters into the model's (e.g. float16) parameters."""
         pairs = [(p, m) for p, m in zip(self.model_params, self.master_params) if m is not p]
-        if pairs:
+        if pairs and hasattr(torch, "_foreach_copy_"):
             torch._foreach_copy_([p for p, _ in pairs], [m for _, m in pairs])
+        else:
+            for p, m in pairs:
+                p.copy_(m)
 
     @torch.no_grad()
     def copy_model_to_master(self) -> None:
@@ -153,7 +157,7 @@ class MixedPrecision:
             raise ValueError(f"expected {len(self.master_params)} parameter tensors, got {len(tensors)}")
         for m, t in zip(self.master_params, tensors):
             m.copy_(t)
-        self._copy_master_to_model()
+        self.copy_master_to_model()
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, float]:

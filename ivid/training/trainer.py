@@ -192,7 +192,7 @@ class BasicTrainer(TrainerStateMixin):
         """Give every rank rank 0's weights; check they agree."""
         buffers = [b for b in self.backbone.buffers()]
         dist.broadcast_tensors(self.mp.master_params + buffers)
-        self.mp.load_master([m.detach() for m in self.mp.master_params])
+        self.mp.copy_master_to_model()
         if fresh:
             self.ema = EmaSet(self.mp.master_params, self.ema.rates)
         dist.check_params_in_sync(self.mp.master_params, "parameters at start")
@@ -327,7 +327,8 @@ class BasicTrainer(TrainerStateMixin):
         loss = dist.all_reduce_mean(torch.as_tensor(window.loss_sum, device=self.device, dtype=torch.float32))
         step_time = window.step_time / steps
         record = {
-            "step": self.step, "epoch": self.stream.epoch, "loss": float(loss) / steps,
+            "step": self.step, "epoch": self.stream.epoch + self.stream.batch_in_epoch / self.stream.batches_per_epoch,
+            "loss": float(loss) / steps,
             "grad_norm": window.grad_norm_sum / max(window.grad_norm_n, 1),
             "step_time": step_time, "data_time": window.data_time / steps,
             "samples_per_s": self.batch_size_per_gpu * self.world_size / max(step_time, 1e-12),

@@ -50,3 +50,25 @@ def test_bad_inputs_name_the_option(tmp_path):
         photo_rgbd01(str(tmp_path / "photo.png"), 8, str(tmp_path / "tall.npz"))
     with pytest.raises(ValueError, match="--input_image"):
         photo_rgbd01(str(tmp_path / "missing.png"), 8, str(tmp_path / "tall.npz"))
+
+
+def test_photo_depth_from_midas_when_none_is_given(tmp_path):
+    from ivid.depth import MidasDepth
+    from ivid.depth.midas import TINY_ARGS
+
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 255, (24, 36, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    midas = MidasDepth.random(seed=0, **TINY_ARGS)
+    rgb01, z01 = photo_rgbd01(str(tmp_path / "photo.png"), 12, midas=midas)
+    disparity = midas.predict(photo).astype(np.float16)  # what the training data files store
+    # resize 24x36 -> 12x18 (NEAREST: source rows/cols 2k+1), centre crop columns 3..14
+    np.testing.assert_allclose(z01, _spec_z(disparity)[1::2, 1::2][:, 3:15], atol=1e-6)
+    assert rgb01.shape == (12, 12, 3)
+
+
+def test_missing_midas_checkpoint_names_the_option(tmp_path):
+    from ivid.sampling.image_to_3d import load_midas
+
+    with pytest.raises(FileNotFoundError, match="--midas_ckpt .*--input_depth"):
+        load_midas(str(tmp_path / "dpt_beit_large_512.pt"), "cpu")

@@ -6,6 +6,7 @@ import importlib.util
 import pathlib
 
 import pytest
+import torch
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -16,6 +17,16 @@ def load_script(relative: str, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def _one_cpu_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy shared CPU OpenMP
+    threads that wait for each other make steps 10-50x slower; use one, then restore."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ from ivid.training.rng import capture_rng_state, restore_rng_state
 
 
 def _draw():
-    return random.random(), random.gauss(0, 1), float(np.random.rand()), float(np.random.randn()), torch.rand(3).tolist()
+    return (random.random(), random.gauss(0, 1), float(np.random.rand()), float(np.random.randn()),
+            torch.rand(3).tolist())
 
 
 def test_capture_restore_round_trip():

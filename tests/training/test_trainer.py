@@ -108,3 +108,13 @@ def test_batch_options_are_checked(toy_data, tmp_path, helpers):
     cfg = helpers.tiny_config("tiny_uncond", batch_size=8)
     with pytest.raises(ValueError, match="exactly one of batch_size"):
         helpers.make_trainer(cfg, toy_data, tmp_path)
+
+
+def test_bf16_mode_trains_with_float32_weights(toy_data, tmp_path, helpers):
+    cfg = helpers.tiny_config("tiny_uncond", max_steps=2, fp16_mode="bf16")
+    trainer = helpers.make_trainer(cfg, toy_data, tmp_path)
+    before = [p.detach().clone() for p in trainer.mp.master_params]
+    info = trainer.run_step(trainer.prepare_batch(trainer.stream.next()))
+    assert info["stepped"] == 1.0 and torch.isfinite(info["loss"]) and trainer.mp.log2_scale == 0.0
+    assert all(p.dtype == torch.float32 for p in trainer.backbone.parameters())
+    assert not _same(before, trainer.mp.master_params)
