@@ -47,6 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", type=str, default=None, help="cpu, cuda, cuda:1, ... (default: auto)")
     p.add_argument("--seed", type=int, default=None, help="overrides trainer.args.seed and dataset.args.seed")
     p.add_argument("--max_steps", type=int, default=None, help="overrides trainer.args.max_steps")
+    p.add_argument("--num_threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
     p.add_argument("--dry_run", action="store_true", help="print the resolved config and exit")
     return p.parse_args(argv)
@@ -78,6 +79,8 @@ def resolve_run_config(args: argparse.Namespace) -> dict:
 def train_worker(ctx, cfg: dict, args: argparse.Namespace, command: str) -> None:
     """Build backbone, framework, dataset and trainer in one process and train."""
     seed = int(cfg["trainer"]["args"].get("seed", 0))
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -56,6 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warp_batches", type=int, default=4, help="batches timed per warp measurement")
     p.add_argument("--data_dir", default=None, help="RGBD data folder (default: a toy set in --work_dir)")
     p.add_argument("--work_dir", default="bench_results/bench_train_work", help="toy data and scratch run folders")
+    p.add_argument("--num_threads", type=int, default=None, help="torch CPU threads of this process")
     p.add_argument("--skip_warp", action="store_true")
     p.add_argument("--output", default="bench_results/bench_train.json")
     return p.parse_args(argv)
@@ -159,9 +160,10 @@ def ensure_data(args: argparse.Namespace) -> str:
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'config':<8}{'mode':<12}{'device':<8}{'batch':>6}{'steps/s':>10}{'samples/s':>11}{'steps/s(data)':>15}")
+    print(f"\n{'config':<14}{'mode':<12}{'device':<8}{'batch':>6}{'steps/s':>10}{'samples/s':>11}{'steps/s(data)':>15}")
     for r in results["train"]:
-        print(f"{r['config']:<8}{r['mode']:<12}{r['device']:<8}{r['batch_size']:>6}{r['steps_per_s']:>10.2f}"
+        name = os.path.splitext(os.path.basename(r["config"]))[0][:13]
+        print(f"{name:<14}{r['mode']:<12}{r['device']:<8}{r['batch_size']:>6}{r['steps_per_s']:>10.2f}"
               f"{r['samples_per_s']:>11.1f}{r['steps_per_s_with_data']:>15.2f}")
     if results["warp"]:
         print(f"\n{'warp path':<20}{'device':<8}{'size':>6}{'pairs/s':>10}")
@@ -173,10 +175,13 @@ def main(args: argparse.Namespace) -> dict:
     devices = [resolve_device(d) for d in (args.devices.split(",") if args.devices else
                                            ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))]
     args.num_workers = max(0, (os.cpu_count() or 1) - 1) if args.num_workers is None else args.num_workers
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
     data_dir = ensure_data(args)
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     results = {"env": {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-                       "cpus": os.cpu_count(), "gpu": gpu}, "train": [], "warp": []}
+                       "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "gpu": gpu},
+               "train": [], "warp": []}
     for device in devices:
         modes = args.modes.split(",") if args.modes else (list(MODES) if device.type == "cuda" else ["fp32"])
         for name in args.configs.split(","):

@@ -82,15 +82,20 @@ def nice_ticks(lo: float, hi: float, count: int = 6) -> List[float]:
 
 
 def log_ticks(lo: float, hi: float) -> List[float]:
-    """Tick values 1, 2, 5 x 10^k inside [lo, hi] (lo > 0)."""
-    ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-             for m in (1, 2, 5)]
-    inside = [t for t in ticks if lo <= t <= hi]
+    """Tick values m x 10^k inside [lo, hi] (lo > 0): m in (1, 2, 5), or 1..9 for short ranges."""
+    for mantissas in ((1, 2, 5), (1, 2, 3, 5), tuple(range(1, 10))):
+        ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                 for m in mantissas]
+        inside = [t for t in ticks if lo <= t <= hi]
+        if len(inside) >= 3:
+            return inside
     return inside if len(inside) >= 2 else [lo, hi]
 
 
 def _label(value: float) -> str:
-    return f"{value:g}" if abs(value) >= 1e-3 else f"{value:.0e}"
+    if value == round(value):
+        return f"{value:.0f}"
+    return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.0e}"
 
 
 class _Axes:

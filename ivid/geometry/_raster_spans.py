@@ -1,12 +1,14 @@
-"""Row spans of convex pixel sets given by half-planes, and their expansion.
+"""Row spans of convex pixel sets given by half-planes, and their expansion (span path).
 
 A face is covered at pixel (r, c) when ``a_k * c >= num_k - b_k * r`` for each of its
 K half-planes k. Half-planes with ``a_k == 0`` only depend on the row; they are folded
 into the face's row range (:func:`fold_flat_half_planes`). For the others the row's
 column bound is ``(num_k - b_k r) / a_k``: a lower bound (ceil) when ``a_k > 0``, an
-upper bound (floor) when ``a_k < 0``. With integer-valued float64 inputs below 2**52
-(the fixed-point path) the numerator is exact and the division correctly rounded,
-so ceil / floor are exact and samples lying exactly on an edge are decided right.
+upper bound (floor) when ``a_k < 0``; :func:`slot_table` sorts them into lower and
+upper slots once per face so that :func:`row_spans` needs no per-row branching. With
+integer-valued float64 inputs below 2**52 (the fixed-point path) the numerator is
+exact and the division correctly rounded, so ceil / floor are exact and samples lying
+exactly on an edge are decided right.
 """
 
 from __future__ import annotations
@@ -48,28 +50,67 @@ def fold_flat_half_planes(num: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     return num, a, b, rows
 
 
-def row_spans(table: torch.Tensor, num_planes: int, row: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def slot_table(num: torch.Tensor, a: torch.Tensor, b: torch.Tensor, columns: torch.Tensor,
+               triangle_edges: bool) -> Tuple[torch.Tensor, int, int]:
+    """Arrange half-planes into lower-bound and upper-bound slots (no per-row branching).
+
+    Args:
+        num, a, b: (G, K) float64 half-planes ``a c >= num - b r`` with ``a != 0``
+            (flat ones folded); the first 3 are the triangle's edges.
+        columns: (G, 2) float64 first / last candidate column.
+        triangle_edges: the 3 edges' ``a`` sum to zero (snapped triangles), so at most
+            two are lower bounds and two upper bounds: 4 slots instead of 6.
+
+    Returns:
+        ``(table, lower, upper)``: (3 (lower + upper) + 2, G) float64 rows = for each
+        lower slot then each upper slot (num, a, b), then the column range; unused
+        slots hold neutral planes.
+    """
+    is_lower = a > 0
+    neutral_lower = (torch.full_like(num, -UNBOUNDED), torch.ones_like(a), torch.zeros_like(b))
+    neutral_upper = (torch.full_like(num, -UNBOUNDED), -torch.ones_like(a), torch.zeros_like(b))
+
+    def pick(mask, neutral):
+        return [torch.where(mask, value, fill) for value, fill in zip((num, a, b), neutral)]
+    lower, upper = pick(is_lower, neutral_lower), pick(~is_lower, neutral_upper)
+    if triangle_edges:  # sort the edges by a: the largest is a lower bound, the smallest an upper bound
+        order = torch.argsort(a[:, :3], dim=1, descending=True)
+        order = torch.cat([order, torch.arange(3, num.shape[1], device=num.device).expand(num.shape[0], -1)], 1)
+        lower = [v.gather(1, order) for v in lower]
+        upper = [v.gather(1, order) for v in upper]
+        keep_lower = [0, 1] + list(range(3, num.shape[1]))
+        keep_upper = [1, 2] + list(range(3, num.shape[1]))
+        lower, upper = [v[:, keep_lower] for v in lower], [v[:, keep_upper] for v in upper]
+    rows = []
+    for slots in (lower, upper):
+        for k in range(slots[0].shape[1]):
+            rows += [slots[0][:, k], slots[1][:, k], slots[2][:, k]]
+    table = torch.stack(rows + [columns[:, 0], columns[:, 1]])
+    return table, lower[0].shape[1], upper[0].shape[1]
+
+
+def row_spans(table: torch.Tensor, lower: int, upper: int, row: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Inclusive column bounds of the covered samples of (face, row) items.
 
     Args:
-        table: (N, 3K + 2) float64 per item: K numerators, K ``a``, K ``b`` (no zero
-            ``a``), then the face's first and last candidate column.
-        num_planes: K.
+        table: (3 (lower + upper) + 2, N) float64 :func:`slot_table` rows gathered per item.
+        lower, upper: slot counts.
         row: (N,) int64 row of each item.
 
     Returns:
         ``(lo, hi)`` (N,) int64 (empty span when lo > hi).
     """
-    k = num_planes
     r = row.to(table.dtype)
-    lo, hi = table[:, 3 * k], table[:, 3 * k + 1]
-    for plane in range(k):
-        a = table[:, k + plane]
-        bound = (table[:, plane] - table[:, 2 * k + plane] * r) / a
-        lower = a > 0
-        lo = torch.maximum(lo, torch.where(lower, bound.ceil(), -UNBOUNDED))
-        hi = torch.minimum(hi, torch.where(lower, UNBOUNDED, bound.floor()))
-    return lo.to(torch.int64), hi.to(torch.int64)
+    lo, hi = table[-2], table[-1]
+    for slot in range(lower + upper):
+        num, a, b = table[3 * slot], table[3 * slot + 1], table[3 * slot + 2]
+        bound = torch.addcmul(num, b, r, value=-1.0).div_(a)
+        if slot < lower:
+            lo = torch.maximum(lo, bound.ceil_())
+        else:
+            hi = torch.minimum(hi, bound.floor_())
+    # nearly flat float half-planes give huge (or infinite) bounds: keep them int64-safe
+    return lo.clamp_(max=UNBOUNDED).to(torch.int64), hi.clamp_(min=-UNBOUNDED).to(torch.int64)
 
 
 def expand_rows(rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

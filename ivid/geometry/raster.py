@@ -47,7 +47,7 @@ import torch
 from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, pack_triangles, size_classes
 from ._raster_setup import (DEPTH_MAX, SUBPIXEL_ONE, FaceSetup, clipped_bbox, fixed_triangles, setup_faces,
                             take_columns, vertex_window)
-from ._raster_spans import UNBOUNDED, expand_rows, expand_spans, fold_flat_half_planes, row_spans
+from ._raster_spans import UNBOUNDED, expand_rows, expand_spans, fold_flat_half_planes, row_spans, slot_table
 
 #: z-test key = depth24 << FACE_BITS | face index (earlier face wins ties)
 FACE_BITS = 39
@@ -106,16 +106,18 @@ class _Group:
 
     face: torch.Tensor  # (G,) int64 global face index
     rows: torch.Tensor  # (G, 2) int64 first / last candidate row
-    table: torch.Tensor  # (G, 3K + 2) float64 half-planes and column range
+    table: torch.Tensor  # (T, G) float64 slot_table: half-plane slots and column range
     cost: torch.Tensor  # (G,) int64 estimated rows + covered samples
-    num_planes: int
+    lower: int
+    upper: int
 
 
 def _span_group(face: torch.Tensor, bbox: torch.Tensor, planes: Tuple[torch.Tensor, ...],
                 samples: Optional[torch.Tensor] = None) -> Optional[_Group]:
     """Assemble a span group from (G, K) half-planes and a (4, G) bbox; drop faces without candidates.
 
-    ``samples`` estimates the covered samples per face (default: the bbox area).
+    ``samples`` estimates the covered samples per face (given for snapped triangles;
+    default: the bbox area).
     """
     num, a, b, rows = fold_flat_half_planes(*planes, bbox[2:4].T)
     ok = (bbox[0] <= bbox[1]) & (rows[:, 0] <= rows[:, 1])
@@ -124,8 +126,10 @@ def _span_group(face: torch.Tensor, bbox: torch.Tensor, planes: Tuple[torch.Tens
     count = rows[:, 1] - rows[:, 0] + 1
     area = count * (bbox[1] - bbox[0] + 1)
     cost = count + (area if samples is None else torch.minimum(samples, area))
-    table = torch.cat([num, a, b, bbox[0:2].T.to(torch.float64)], dim=1)
-    return _Group(face[ok], rows[ok], table[ok].contiguous(), cost[ok], num.shape[1])
+    index = torch.nonzero(ok).squeeze(1)
+    table, lower, upper = slot_table(num, a, b, bbox[0:2].T.to(torch.float64), triangle_edges=samples is not None)
+    return _Group(face.index_select(0, index), rows.index_select(0, index), take_columns(table, index),
+                  cost.index_select(0, index), lower, upper)
 
 
 def _ndc_lines_to_pixel(lines: torch.Tensor, height: int, width: int) -> Tuple[torch.Tensor, ...]:
@@ -193,17 +197,19 @@ def _span_keys(group: _Group, start: int, end: int, setup: FaceSetup, frame: tor
                height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """(pixel, key) of the covered samples of faces ``start:end`` of a span group."""
     local, row = expand_rows(group.rows[start:end])
-    lo, hi = row_spans(group.table[start:end].index_select(0, local), group.num_planes, row)
+    lo, hi = row_spans(take_columns(group.table[:, start:end], local), group.lower, group.upper, row)
     item, col = expand_spans(lo, hi)
-    face = group.face[start:end].index_select(0, local.index_select(0, item))
-    row = row.index_select(0, item)
-    kc, kr, k0 = take_columns(setup.depth24, face)
-    depth = kc * col + kr * row + k0
+    # per-row quantities, then per-sample gathers
+    row_face = group.face[start:end].index_select(0, local)
+    kc, kr, k0 = take_columns(setup.depth24, row_face)
+    row_depth = torch.addcmul(k0, kr, row.to(torch.float64))
+    row_base = (frame.index_select(0, row_face) * height + row) * width
+    face = row_face.index_select(0, item)
+    depth = torch.addcmul(row_depth.index_select(0, item), kc.index_select(0, item), col.to(torch.float64))
     invalid = (depth < 0) | (depth > DEPTH_MAX)
-    key = (torch.round(depth.clamp(0, DEPTH_MAX)).to(torch.int64) << FACE_BITS) | face
+    key = (torch.round_(depth.clamp_(0, DEPTH_MAX)).to(torch.int64) << FACE_BITS) | face
     key |= invalid.to(torch.int64) * EMPTY_KEY
-    pixel = (frame.index_select(0, face) * height + row) * width + col
-    return pixel, key
+    return row_base.index_select(0, item) + col, key
 
 
 def _classify(setup: FaceSetup, ok: torch.Tensor, faces_t: torch.Tensor, back_discard):

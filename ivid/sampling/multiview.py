@@ -23,7 +23,6 @@ samplers draw inside their loops comes from :func:`loop_generator`. No file I/O 
 
 from __future__ import annotations
 
-import functools
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,38 +141,16 @@ def make_sampler(framework, steps: int):
     return DdimSampler(framework), int(steps)
 
 
-@functools.lru_cache(maxsize=None)
-def _samplers_take_generator_lists() -> bool:
-    """Whether ``ivid.diffusion.noise.randn`` accepts one generator per sample (row of dim 0)."""
-    from ivid.diffusion import noise
-
-    try:
-        out = noise.randn((2, 1), [torch.Generator(), torch.Generator()])
-    except (TypeError, RuntimeError, AttributeError, ValueError):
-        return False
-    return tuple(out.shape) == (2, 1)
-
-
 def loop_generator(generators: Sequence[torch.Generator]):
     """The generator handed to a sampler for the noise it draws inside its loop.
 
     That noise is DDPM's ancestral noise, DDIM's with eta > 0, and the fill-in
     noise InpaintCFG puts into the masked condition pixels at every model call
-    (so G_c draws some even with eta = 0). When the diffusion package accepts one
-    generator per sample, the list is passed and every sample depends on its own
-    seed only. Otherwise a batch of one uses its sample's generator (the sample
-    depends on its seed only), and a larger batch uses one generator seeded from
-    all of its samples' seeds: deterministic for the same seeds and batch size,
-    and it never consumes the per-sample streams that the views' initial noise
-    comes from.
+    (so G_c draws some even with eta = 0). The samplers accept one generator per
+    sample (``ivid.diffusion.noise``), so every sample depends on its own seed
+    only, whatever else shares its batch.
     """
-    if len(generators) == 1:
-        return generators[0]
-    if _samplers_take_generator_lists():
-        return list(generators)
-    seeds = [g.initial_seed() for g in generators]
-    combined = int(np.random.SeedSequence(seeds).generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return torch.Generator(device=generators[0].device).manual_seed(combined)
+    return generators[0] if len(generators) == 1 else list(generators)
 
 
 def sample_first_view(g_u, generators: Sequence[torch.Generator], classes: Optional[torch.Tensor],

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from . import distributed as dist
-from .checkpoint import (CheckpointFiles, find_latest_step, list_steps, load_file, params_to_state_dict,
+from .checkpoint import (CheckpointFiles, list_steps, load_file, params_to_state_dict,
                          save_checkpoint, state_dict_to_params, unwrap)
 from .rng import capture_rng_state, restore_rng_state
 from .samples import grid_from_rows, sample_rows

@@ -173,3 +173,20 @@ def test_render_fusion_frames(fixtures_dir):
     depth = frames[0]["depth"][1::3, 1::3, 0]  # blends all views' window depths: close to view 0's depth
     relative = np.abs(depth / fix["views_depth_linear"][0][..., 0] - 1)
     assert np.median(relative) < 1e-4 and (relative < 5e-3).mean() > 0.98
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(fixtures_dir):
+    fix = _load(fixtures_dir, "warp_room128")
+    rgbd, view1 = torch.from_numpy(_rgbd(fix)), torch.from_numpy(fix["modelview1"])
+    cpu = forward_backward_warp(rgbd, view1, padding=128)
+    gpu = forward_backward_warp(rgbd.cuda(), view1.cuda(), padding=128)
+    assert gpu["color"].is_cuda
+    assert (cpu["mask"] != gpu["mask"].cpu()).float().mean() < 1e-3
+    assert (cpu["color"] != gpu["color"].cpu()).any(-1).float().mean() < 1e-2
+    _, meshes, colors = _views(fixtures_dir, 2)
+    target = fix["modelview1"]
+    cpu = aggregate_conditions(meshes, colors, torch.from_numpy(target))
+    gpu = aggregate_conditions([m.to("cuda") for m in meshes], [torch.from_numpy(c).cuda() for c in colors],
+                               torch.from_numpy(target).cuda())
+    assert (cpu["mask"] != gpu["mask"].cpu()).float().mean() < 1e-3
