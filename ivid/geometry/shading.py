@@ -60,11 +60,10 @@ def interpolate(fragments: Fragments, faces: torch.Tensor, values: torch.Tensor)
     face = fragments.pix_to_face.reshape(-1).clamp_min(0)
     bary = fragments.bary.permute(3, 0, 1, 2).reshape(3, -1)  # a view when bary came from the rasteriser
     table = values.to(torch.float32)
-    corners = torch.stack([faces[:, k].index_select(0, face) for k in range(3)])
-    out = None
-    for k in range(3):
-        term = take_columns(table, corners[k]) * bary[k]
-        out = term if out is None else out + term
+    corners = take_columns(faces.T.contiguous(), face)
+    out = take_columns(table, corners[0]).mul_(bary[0])
+    for k in (1, 2):
+        out.addcmul_(take_columns(table, corners[k]), bary[k])
     return out.reshape((-1,) + tuple(fragments.pix_to_face.shape))
 
 
