@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ckpt_cond", default=_D.ckpt_cond, help="G_c weights (released files download when missing)")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="use bundled models instead: demo = configs/demo_*.json + ckpts/demo/{uncond,cond}.pt")
-    p.add_argument("--output_dir", default=_D.output_dir)
+    p.add_argument("--output_dir", default=_D.output_dir, help="root folder; each run writes a subfolder named after its settings")
     p.add_argument("--seeds", default=_D.seeds, help="seeds, e.g. '0-8,12' (inclusive ranges)")
     p.add_argument("--num_samples", type=int, default=None, help="sample seeds 0..N-1, files named %%05d (overrides --seeds)")
     p.add_argument("--classes", default=None,
