@@ -136,7 +136,7 @@ def _draw_frame(draw: ImageDraw.ImageDraw, axes: _Axes, y_lo: float, y_hi: float
 
 
 def draw_curves(series: Sequence[Tuple[str, np.ndarray, np.ndarray]], title: str = "training loss",
-                width: int = 800, height: int = 450, log_y: bool = True, smoothing: float = 0.9) -> np.ndarray:
+                width: int = 800, height: int = 450, log_y: bool = True, smoothing: float = 0.6) -> np.ndarray:
     """Render curves ``(label, steps, losses)`` to an ``height x width x 3`` uint8 image."""
     font = ImageFont.load_default(size=14)
     image = Image.new("RGB", (width, height), "white")
@@ -171,7 +171,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label", nargs="*", default=None, help="one legend label per log (default: run folder name)")
     p.add_argument("--output", required=True, help="PNG to write")
     p.add_argument("--title", default="training loss")
-    p.add_argument("--smoothing", type=float, default=0.9, help="EMA weight of the thick curve, in [0, 1)")
+    p.add_argument("--smoothing", type=float, default=0.6, help="EMA weight of the thick curve, in [0, 1)")
     p.add_argument("--linear_y", action="store_true", help="linear loss axis (default: log scale)")
     p.add_argument("--width", type=int, default=800)
     p.add_argument("--height", type=int, default=450)

@@ -11,7 +11,8 @@
 #   3. last EMA weights as float16 state dicts     -> ckpts/demo/uncond.pt, ckpts/demo/cond.pt
 #   4. loss curves from both log.jsonl files       -> ckpts/demo/loss_curves.png
 #
-# Environment: PYTHON (default: python), THREADS (torch threads per training process, default 1).
+# Environment: PYTHON (default: python), THREADS (torch threads per training process, default 1),
+# WEIGHTS (ema or model: which weights of the last checkpoint to export, default ema).
 # On a GPU machine add DEVICE=cuda (both runs then share the GPU).
 set -euo pipefail
 
@@ -19,6 +20,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUNS="${1:-$REPO/../runs}"
 PYTHON="${PYTHON:-python}"
 THREADS="${THREADS:-1}"
+WEIGHTS="${WEIGHTS:-ema}"
 DEVICE_ARGS=()
 if [[ -n "${DEVICE:-}" ]]; then DEVICE_ARGS=(--device "$DEVICE"); fi
 cd "$REPO"
@@ -45,21 +47,21 @@ wait "$pid_c" || status=$?
 echo "training took $(( $(date +%s) - start )) s (logs: $RUNS/demo_uncond.out, $RUNS/demo_cond.out)"
 if [[ $status -ne 0 ]]; then echo "a training run failed (exit $status)" >&2; exit "$status"; fi
 
-# 3. export the last EMA checkpoint of each run (bare state dicts; float16 halves the size and the
+# 3. export the last checkpoint's weights of each run (bare state dicts; float16 halves the size and the
 #    loaders cast every tensor to the model's dtype; the timestep frequencies stay float32, since
 #    float16 rounding of t * freq would shift the time embedding by up to ~0.5 rad at t = 999)
-"$PYTHON" - "$RUNS" <<'EOF'
+"$PYTHON" - "$RUNS" "$WEIGHTS" <<'EOF'
 import glob, os, sys
 import torch
 from ivid.utils.io import atomic_torch_save
-runs = sys.argv[1]
+runs, kind = sys.argv[1], {"ema": "ema_*", "model": "model"}[sys.argv[2]]
 for name in ("uncond", "cond"):
-    ema = sorted(glob.glob(os.path.join(runs, f"demo_{name}", "ckpts", "ema_*_step*.pt")))[-1]
-    state = torch.load(ema, map_location="cpu", weights_only=True)
+    source = sorted(glob.glob(os.path.join(runs, f"demo_{name}", "ckpts", f"{kind}_step*.pt")))[-1]
+    state = torch.load(source, map_location="cpu", weights_only=True)
     half = {k: v.half() if v.is_floating_point() and not k.endswith("freqs") else v
             for k, v in state.items()}
     atomic_torch_save(half, os.path.join("ckpts", "demo", f"{name}.pt"))
-    print(f"{ema} -> ckpts/demo/{name}.pt")
+    print(f"{source} -> ckpts/demo/{name}.pt")
 EOF
 
 # 4. loss curves

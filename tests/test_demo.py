@@ -63,28 +63,25 @@ def test_demo_weights_are_small_and_load_strictly(kind):
     assert all(torch.isfinite(p).all() for p in backbone.parameters())
 
 
-# -- the README commands, end to end -------------------------------------------------------------
-def _run(args, timeout=120):
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
+# -- the README command (scripts/run_demo.sh: sample.py --preset demo + render.py), end to end ------
 def _frames(path):
     import imageio.v2 as imageio
 
     with imageio.get_reader(str(path), format="ffmpeg") as reader:
-        return sum(1 for _ in reader)
+        return reader.get_meta_data()["size"], sum(1 for _ in reader)
 
 
 @pytest.mark.slow
-def test_demo_commands_write_grids_scenes_and_videos(tmp_path):
-    out = tmp_path / "demo"
-    stdout = _run(["inference/sample.py", "--preset", "demo", "--viewset", "3x9", "--seeds", "1",
-                   "--steps_uncond", "2", "--steps_cond", "1", "--output_dir", str(out), "--device", "cpu",
-                   "--no_progress"])
-    run_dir = out / "viewset_3x9_steps_u2_c1_guidance3.0"
-    assert str(run_dir) in stdout
+def test_run_demo_writes_grids_scenes_and_videos(tmp_path):
+    frames = 5
+    env = dict(os.environ, PYTHON=sys.executable, SEEDS="1", STEPS_UNCOND="2", STEPS_COND="1", FRAMES=str(frames),
+               DEVICE="cpu")
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "run_demo.sh"), str(tmp_path / "demo")], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"run_demo.sh failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    run_dir = tmp_path / "demo" / "viewset_3x9_steps_u2_c1_guidance3.0"
+    assert f"demo written to {run_dir}" in result.stdout
+
     name = "class001_seed00001"  # classes 'mod': seed 1 -> class 1
     size = load_config(CONFIGS["uncond"])["backbone"]["args"]["image_size"]
     with Image.open(run_dir / "grids" / f"{name}.png") as grid:
@@ -98,11 +95,9 @@ def test_demo_commands_write_grids_scenes_and_videos(tmp_path):
         assert view["depth"].shape == (size, size) and np.all(view["depth"] > 0)
         np.testing.assert_allclose(view["modelview"], camera, atol=1e-9)
 
-    frames = 5
-    _run(["inference/render.py", "--scene_dir", str(run_dir / "scenes"), "--output_dir", str(tmp_path / "video"),
-          "--frames", str(frames), "--device", "cpu", "--no_progress"])
     for video in (f"{name}.mp4", f"{name}_depth.mp4"):
-        assert _frames(tmp_path / "video" / "videos" / video) == frames
+        assert _frames(run_dir / "videos" / video) == ((size, size), frames)
+        assert _frames(run_dir / "videos_256" / video) == ((256, 256), frames)
 
 
 # -- scripts/plot_training_log.py -------------------------------------------------------------

@@ -1,120 +1,198 @@
 """Dense candidate path of the rasteriser for small triangles (bbox <= 16 x 16 samples).
 
 Every face of a size class (R rows x C columns) gets an R x C grid of candidate
-samples from its bbox corner; the three fixed-point edge functions are evaluated by
-broadcasting (int32 is exact at this size) and samples outside the triangle get
-the empty key, so no compaction is needed before the z-test scatter. This is the
+samples from its bbox corner (faces whose bbox leaves the image take the span
+path); the three fixed-point edge functions are evaluated by broadcasting (int32
+is exact at this size) and samples outside the triangle get the empty key, so no
+compaction is needed before the z-test scatter. This is the
 common case: about one pixel per triangle at 1x and 9-25 samples at 3x / 5x
 supersampling.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, List, Tuple
 
 import torch
 
-from ._raster_setup import DEPTH_MAX, SUBPIXEL_ONE, FixedTriangles, take_columns
+from ._raster_setup import DEPTH_MAX, SUBPIXEL_ONE
 
 #: candidate grid sides (rows and columns are bucketed separately)
 BUCKETS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16)
 MAX_SIDE = BUCKETS[-1]
 #: classes with fewer faces than this are merged into the square class of their longer side
 MIN_CLASS_FACES = 1024
-#: added to an edge value to reject candidates outside the clamped bbox (int32-safe)
-_REJECT = -(1 << 29)
 
 
-def size_classes(rows: torch.Tensor, cols: torch.Tensor) -> Tuple[torch.Tensor, List[Tuple[Tuple[int, int], int, int]]]:
-    """Group faces by candidate grid size.
+def size_classes(dense: torch.Tensor, rows: torch.Tensor,
+                 cols: torch.Tensor) -> Tuple[torch.Tensor, List[Tuple[Tuple[int, int], int, int]]]:
+    """Group the dense faces by candidate grid size.
 
     The class must follow the UNCLAMPED bbox: it bounds the edge coefficients,
     which keeps the int32 evaluation exact.
 
     Args:
-        rows, cols: (G,) int64 sample rows / columns of each face's unclamped bbox.
+        dense: (G,) bool faces to group (their sides must be in [1, 16]).
+        rows, cols: (G,) integer sample rows / columns of each face's unclamped bbox.
 
     Returns:
-        ``(order, classes)``: ``order`` (D,) int64 indices of the faces with both
-        sides <= 16, sorted by class (larger ones are left out: span path);
-        ``classes`` = ``[((R, C), start, end), ...]`` slices of ``order``.
+        ``(order, classes)``: ``order`` (D,) int64 indices of the dense faces sorted
+        by class (stable); ``classes`` = ``[((R, C), start, end), ...]`` slices of ``order``.
     """
-    buckets = torch.tensor(BUCKETS, device=rows.device)
-    small = (rows <= MAX_SIDE) & (cols <= MAX_SIDE)
-    row_bucket = torch.bucketize(rows.clamp(1, MAX_SIDE), buckets)
-    col_bucket = torch.bucketize(cols.clamp(1, MAX_SIDE), buckets)
     count = len(BUCKETS)
-    label = torch.where(small, row_bucket * count + col_bucket, torch.full_like(rows, -1))
-    sizes = torch.bincount(label + 1, minlength=count * count + 1)[1:]
-    rare = torch.nonzero((sizes > 0) & (sizes < MIN_CLASS_FACES)).squeeze(1)
-    if rare.numel():
-        is_rare = torch.zeros(count * count + 1, dtype=torch.bool, device=rows.device)
-        is_rare[rare + 1] = True
-        square = torch.maximum(row_bucket, col_bucket)
-        label = torch.where(is_rare[label + 1], square * count + square, label)
+    lookup = torch.tensor([0] + [next(i for i, b in enumerate(BUCKETS) if b >= n) for n in range(1, MAX_SIDE + 1)],
+                          device=rows.device)
+    row_bucket = lookup.index_select(0, rows.clamp(0, MAX_SIDE).to(torch.int64))
+    col_bucket = lookup.index_select(0, cols.clamp(0, MAX_SIDE).to(torch.int64))
+    label = torch.where(dense, row_bucket * count + col_bucket, count * count)  # excluded faces sort last
+    sizes = torch.bincount(label, minlength=count * count + 1)[:-1]
+    rare = (sizes > 0) & (sizes < MIN_CLASS_FACES)
+    if bool(rare.any()):
+        square = torch.maximum(row_bucket, col_bucket) * (count + 1)
+        label = torch.where(torch.cat([rare, rare.new_zeros(1)]).index_select(0, label), square, label)
+        sizes = torch.bincount(label, minlength=count * count + 1)[:-1]
     order = torch.argsort(label, stable=True)
-    sorted_label = label.index_select(0, order)
-    present = torch.unique_consecutive(sorted_label, return_counts=True)
-    classes, start, first = [], 0, 0
-    for value, size in zip(present[0].tolist(), present[1].tolist()):
-        if value >= 0:
-            classes.append(((BUCKETS[value // count], BUCKETS[value % count]), start - first, start - first + size))
-        else:
-            first = size  # the excluded faces (label -1) sort first
-        start += size
-    return order[first:], classes
+    classes, start = [], 0
+    for value, size in enumerate(sizes.tolist()):
+        if size:
+            classes.append(((BUCKETS[value // count], BUCKETS[value % count]), start, start + size))
+            start += size
+    return order[:start], classes
 
 
-def pack_triangles(tri: FixedTriangles, index: torch.Tensor) -> torch.Tensor:
-    """(16, D) int64 table of the triangles at ``index``: edge a, b, c, exclusive (3 rows each), bbox (4)."""
-    table = torch.cat([tri.edge_a, tri.edge_b, tri.edge_c, tri.exclusive.to(torch.int64), tri.bbox])
-    return take_columns(table, index)
+@dataclass
+class DenseTable:
+    """Per-face data of the dense path (G faces, columns in class order).
+
+    Attributes:
+        edges: (9, G) int32 rows (c, a, b) per edge k: the fixed-point edge function
+            at candidate (i, j) of the grid anchored at the bbox corner is
+            ``c + a j + b i`` (exclusive edges lowered by one: covered iff >= 0).
+        depth: (3, G) float64 (d0, kc, kr): window depth * DEPTH_MAX + 1/2 at
+            candidate (i, j) is ``d0 + kc j + kr i``.
+        face: (G,) int64 global face index; base: (G,) int64 flat framebuffer index of
+            the grid corner.
+    """
+
+    edges: torch.Tensor
+    depth: torch.Tensor
+    face: torch.Tensor
+    base: torch.Tensor
 
 
-def dense_keys(tri: torch.Tensor, face: torch.Tensor, frame: torch.Tensor, depth24: torch.Tensor,
-               shape: Tuple[int, int], height: int, width: int, face_bits: int,
-               empty_key: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """z-test keys of the R x C candidate samples of G small triangles.
+@dataclass
+class FaceSplit:
+    """Small faces for the dense path and the rest (see :func:`split_faces`).
+
+    Attributes:
+        order: (D,) int64 positions of the dense faces, sorted by size class;
+        classes: size classes ``((R, C), start, end)`` as slices of ``order``;
+        corner: (2, D) int64 bbox corner (column, row) of the dense faces (in ``order``);
+        edges: (9, D) int32 their edge table (see :class:`DenseTable`);
+        span: (S,) int64 positions of the faces whose bbox holds image samples but that
+            are not dense (large, leaving the image, or flagged): the span path.
+    """
+
+    order: torch.Tensor
+    classes: List[Tuple[Tuple[int, int], int, int]]
+    corner: torch.Tensor
+    edges: torch.Tensor
+    span: torch.Tensor
+
+
+def split_faces(fixed: torch.Tensor, corners: torch.Tensor, flagged: torch.Tensor, height: int,
+                width: int) -> FaceSplit:
+    """Sort snapped triangles into the dense path (with their int32 edge table) and the span path.
+
+    A face is dense when its unclamped sample bbox has at most 16 x 16 samples, lies
+    inside the image, it has a non-zero area and is not ``flagged``. Everything is
+    computed in int32 relative to the bbox corner (exact for dense faces; other
+    faces' values are clamped and unused).
 
     Args:
-        tri: (16, G) :func:`pack_triangles` table (unclamped bboxes within R x C samples).
-        face: (G,) int64 global face index; frame: (G,) int64 framebuffer index.
-        depth24: (3, G) float64 (kc, kr, k0) window-depth plane (see FaceSetup).
-        shape: candidate grid (R, C).
+        fixed: (2, V) int32 snapped vertex positions (pixel index * 256).
+        corners: (3, G) int64 vertex indices of the faces.
+        flagged: (G,) bool faces that must take the span path.
+    """
+    xs = [fixed[0].index_select(0, corners[k]) for k in range(3)]
+    ys = [fixed[1].index_select(0, corners[k]) for k in range(3)]
+    one = SUBPIXEL_ONE
+    first_c = (torch.minimum(torch.minimum(xs[0], xs[1]), xs[2]) + (one - 1)) >> 8
+    last_c = torch.maximum(torch.maximum(xs[0], xs[1]), xs[2]) >> 8
+    first_r = (torch.minimum(torch.minimum(ys[0], ys[1]), ys[2]) + (one - 1)) >> 8
+    last_r = torch.maximum(torch.maximum(ys[0], ys[1]), ys[2]) >> 8
+    cols, rows = last_c - first_c + 1, last_r - first_r + 1
+    visible = (last_c >= 0) & (first_c < width) & (last_r >= 0) & (first_r < height) & (cols > 0) & (rows > 0)
+    inside = (first_c >= 0) & (last_c < width) & (first_r >= 0) & (last_r < height)
+    small = (cols <= MAX_SIDE) & (rows <= MAX_SIDE) & inside & ~flagged
+    limit = 2 * MAX_SIDE * one  # keeps the products below 2**31 for the faces that are not small
+    dx = [(x - first_c * one).clamp_(-limit, limit) for x in xs]
+    dy = [(y - first_r * one).clamp_(-limit, limit) for y in ys]
+    area = (dx[1] - dx[0]) * (dy[2] - dy[0]) - (dy[1] - dy[0]) * (dx[2] - dx[0])
+    dense = small & (area != 0) & visible
+    span = torch.nonzero(visible & ~small).squeeze(1)
+    order, classes = size_classes(dense, rows, cols)
+    # edge functions of the triangle oriented so that E > 0 inside (negate all three where the area is negative)
+    sign = 1 - 2 * (area.index_select(0, order) < 0).to(torch.int32)
+    px = [d.index_select(0, order) for d in dx]
+    py = [d.index_select(0, order) for d in dy]
+    edges = []
+    for k in range(3):
+        nxt = (k + 1) % 3
+        a, b = (py[k] - py[nxt]) * sign, (px[nxt] - px[k]) * sign
+        exclusive = ~((a > 0) | ((a == 0) & (b < 0)))  # llvmpipe fill rule: left / image-bottom edges inclusive
+        edges += [-(a * px[k] + b * py[k]) - exclusive.to(torch.int32), a * one, b * one]
+    corner = torch.stack([first_c.index_select(0, order), first_r.index_select(0, order)]).to(torch.int64)
+    return FaceSplit(order, classes, corner, torch.stack(edges), span)
+
+
+def dense_table(split: FaceSplit, face: torch.Tensor, depth24: torch.Tensor, frame: torch.Tensor, height: int,
+                width: int) -> DenseTable:
+    """:class:`DenseTable` of the dense faces of ``split``.
+
+    Args:
+        face: (D,) global face index, depth24: (3, D) (kc, kr, k0), frame: (D,)
+            framebuffer index of the dense faces (in ``split.order`` order).
+    """
+    c0, r0 = split.corner
+    kc, kr, k0 = depth24
+    depth = torch.stack([kc * c0 + kr * r0 + k0 + 0.5, kc, kr])
+    return DenseTable(split.edges, depth, face, (frame * height + r0) * width + c0)
+
+
+def dense_keys(table: DenseTable, start: int, end: int, shape: Tuple[int, int], width: int, face_bits: int,
+               empty_key: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """z-test keys of the R x C candidate samples of faces ``start:end`` of a size class.
+
+    Candidates are laid out (R, C, G) with the faces innermost, so that every
+    operation broadcasts over long contiguous rows. Edge functions are exact in
+    int32 (bboxes of at most 16 x 16 samples); a candidate is outside iff some edge
+    value is negative iff the OR of the three values is negative.
 
     Returns:
-        ``(pixel, key)``: (G * R * C,) int64 flat framebuffer index and key
-        ``depth24 << face_bits | face`` (>= empty_key for non-covered candidates,
+        ``(pixel, key)``: (R * C * G,) int64 flat framebuffer index and key
+        ``depth24 << face_bits | face`` (>= ``empty_key`` for non-covered candidates,
         whose index may point up to R * W + C past the last frame: the caller's
-        buffer has that much slack).
+        buffer has that much slack). Depth is rounded half up and clamped to
+        [0, DEPTH_MAX].
     """
     num_rows, num_cols = shape
-    c0, c1, r0, r1 = tri[12:16]
-    row_step = torch.arange(num_rows, device=face.device)
-    col_step = torch.arange(num_cols, device=face.device)
-    col_out = (col_step.unsqueeze(0) > (c1 - c0).unsqueeze(1)).to(torch.int32) * _REJECT  # (G, C)
-    row_out = (row_step.unsqueeze(0) > (r1 - r0).unsqueeze(1)).to(torch.int32) * _REJECT  # (G, R)
-    # a candidate is outside iff some edge value is negative iff the OR of the int32 values is negative
+    device = table.face.device
+    edges, depth = table.edges[:, start:end], table.depth[:, start:end]
+    row_step = torch.arange(num_rows, device=device).view(-1, 1, 1)
+    col_step = torch.arange(num_cols, device=device).view(1, -1, 1)
+    row_i32, col_i32 = row_step.to(torch.int32), col_step.to(torch.int32)
     signs = None
     for k in range(3):
-        a, b = tri[k] * SUBPIXEL_ONE, tri[3 + k] * SUBPIXEL_ONE
-        at_corner = a * c0 + b * r0 + tri[6 + k] - tri[9 + k]
-        row_part = (at_corner.unsqueeze(1) + b.unsqueeze(1) * row_step).to(torch.int32)  # (G, R)
-        col_part = (a.unsqueeze(1) * col_step).to(torch.int32)  # (G, C)
-        if k == 0:
-            row_part, col_part = row_part + row_out, col_part + col_out
-        value = row_part.unsqueeze(2) + col_part.unsqueeze(1)  # (G, R, C)
+        value = (edges[3 * k] + edges[3 * k + 2] * row_i32) + edges[3 * k + 1] * col_i32  # (R, C, G)
         signs = value if signs is None else signs.bitwise_or_(value)
-    outside = signs < 0
-    kc, kr, k0 = depth24
-    at_corner = kc * c0 + kr * r0 + k0
-    depth = (at_corner.unsqueeze(1) + kr.unsqueeze(1) * row_step).unsqueeze(2) \
-        + (kc.unsqueeze(1) * col_step).unsqueeze(1)
-    key = (torch.round_(depth).clamp_(0, DEPTH_MAX).to(torch.int64) << face_bits) | face.view(-1, 1, 1)
-    key |= outside.to(torch.int64) * empty_key
-    base = (frame * height + r0) * width + c0
-    pattern = (row_step * width).unsqueeze(1) + col_step  # (R, C)
-    pixel = base.view(-1, 1) + pattern.view(1, -1)
+    row_depth = depth[0] + depth[2] * row_step.to(torch.float64)  # (R, 1, G)
+    window = (row_depth + depth[1] * col_step.to(torch.float64)).clamp_(0, DEPTH_MAX)
+    key = window.to(torch.int64).bitwise_left_shift_(face_bits).bitwise_or_(table.face[start:end])
+    # negative int32 values sign-extend: their bits face_bits..62 are all set -> key >= empty_key
+    key.bitwise_or_(signs.to(torch.int64).bitwise_and_(empty_key))
+    pixel = table.base[start:end] + (row_step * width + col_step)
     return pixel.reshape(-1), key.reshape(-1)
 
 

@@ -65,7 +65,8 @@ def setup_faces(clip_t: torch.Tensor, faces_t: torch.Tensor, height: int, width:
     x0, y0, z0, w0 = take_columns(clip_t, faces_t[0])
     x1, y1, z1, w1 = take_columns(clip_t, faces_t[1])
     x2, y2, z2, w2 = take_columns(clip_t, faces_t[2])
-    # rows of adj(M): e0 = v1 x v2, e1 = v2 x v0, e2 = v0 x v1 with v = (x, y, w)
+    # rows of adj(M): e0 = v1 x v2, e1 = v2 x v0, e2 = v0 x v1 with v = (x, y, w) (explicit products:
+    # torch.linalg.cross may fuse them and round differently)
     cofactor = torch.stack([
         y1 * w2 - w1 * y2, w1 * x2 - x1 * w2, x1 * y2 - y1 * x2,
         y2 * w0 - w2 * y0, w2 * x0 - x2 * w0, x2 * y0 - y2 * x0,

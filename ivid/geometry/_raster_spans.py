@@ -93,12 +93,12 @@ def row_spans(table: torch.Tensor, lower: int, upper: int, row: torch.Tensor) ->
     """Inclusive column bounds of the covered samples of (face, row) items.
 
     Args:
-        table: (3 (lower + upper) + 2, N) float64 :func:`slot_table` rows gathered per item.
+        table: (3 (lower + upper) + 2, G) float64 :func:`slot_table` rows of G faces.
         lower, upper: slot counts.
-        row: (N,) int64 row of each item.
+        row: (..., G) int64 rows (broadcast against the faces).
 
     Returns:
-        ``(lo, hi)`` (N,) int64 (empty span when lo > hi).
+        ``(lo, hi)`` (..., G) int64 (empty span when lo > hi).
     """
     r = row.to(table.dtype)
     lo, hi = table[-2], table[-1]
@@ -110,7 +110,9 @@ def row_spans(table: torch.Tensor, lower: int, upper: int, row: torch.Tensor) ->
         else:
             hi = torch.minimum(hi, bound.floor_())
     # nearly flat float half-planes give huge (or infinite) bounds: keep them int64-safe
-    return lo.clamp_(max=UNBOUNDED).to(torch.int64), hi.clamp_(min=-UNBOUNDED).to(torch.int64)
+    shape = torch.broadcast_shapes(lo.shape, hi.shape, row.shape)
+    return (lo.expand(shape).clamp(max=UNBOUNDED).to(torch.int64),
+            hi.expand(shape).clamp(min=-UNBOUNDED).to(torch.int64))
 
 
 def expand_rows(rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +125,7 @@ def expand_rows(rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         ``(face, row)``: (N,) int64 local face index and row of every item.
     """
     face, offset = _expand(rows[:, 1] - rows[:, 0] + 1)
-    return face, rows[face, 0] + offset
+    return face, rows[:, 0].index_select(0, face) + offset
 
 
 def expand_spans(lo: torch.Tensor, hi: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +138,7 @@ def expand_spans(lo: torch.Tensor, hi: torch.Tensor) -> Tuple[torch.Tensor, torc
         ``(item, col)``: (P,) int64 item index and column of every covered sample.
     """
     item, offset = _expand(hi - lo + 1)
-    return item, lo[item] + offset
+    return item, lo.index_select(0, item) + offset
 
 
 def _expand(count: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

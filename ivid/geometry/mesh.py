@@ -160,14 +160,21 @@ def _push_padding_ring(points: torch.Tensor, depth: torch.Tensor, padding: Union
     return points
 
 
+def _length(vector: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (...) Euclidean length; the same sum order as ``square().sum(-1)``, without its slow
+    reduction over a length-3 last dimension."""
+    x, y, z = vector.unbind(-1)
+    return (x * x + y * y + z * z).sqrt()
+
+
 def _triangulate(points: torch.Tensor) -> torch.Tensor:
     """(2 (H-1) (W-1), 3) int64 faces of an (H, W, 3) point grid, two per quad, quads row-major."""
     height, width = points.shape[:2]
     index = torch.arange(height * width, device=points.device).reshape(height, width)
     top_left, top_right = index[:-1, :-1], index[:-1, 1:]
     bottom_left, bottom_right = index[1:, :-1], index[1:, 1:]
-    diagonal_main = (points[:-1, :-1] - points[1:, 1:]).square().sum(dim=-1).sqrt()
-    diagonal_anti = (points[:-1, 1:] - points[1:, :-1]).square().sum(dim=-1).sqrt()
+    diagonal_main = _length(points[:-1, :-1] - points[1:, 1:])
+    diagonal_anti = _length(points[:-1, 1:] - points[1:, :-1])
     use_main = diagonal_main < diagonal_anti
     third_a = torch.where(use_main, bottom_right, bottom_left)
     third_b = torch.where(use_main, top_left, top_right)
@@ -185,7 +192,7 @@ def _edge_vertices(faces: torch.Tensor, depth: torch.Tensor, atol: Optional[floa
     is_edge = torch.zeros(depth.numel(), dtype=torch.bool, device=depth.device)
     if atol is None and rtol is None:
         return is_edge
-    face_depth = depth.reshape(-1)[faces]
+    face_depth = depth.reshape(-1).index_select(0, faces.reshape(-1)).view(faces.shape)
     is_jump = torch.ones(faces.shape[0], dtype=torch.bool, device=faces.device)
     if atol is not None:
         is_jump &= face_depth.amax(dim=1) - face_depth.amin(dim=1) > atol

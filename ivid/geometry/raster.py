@@ -28,61 +28,37 @@ Rules (the reference renders with OpenGL through Mesa's llvmpipe):
   exceeds a threshold (the aggregation shader's ``is_padding > 0.001`` rule):
   discarded fragments write no depth.
 
-Implementation: small triangles (the common case) are evaluated on dense R x R
+Implementation: small triangles (the common case) are evaluated on dense R x C
 candidate grids per size class (:mod:`._raster_dense`); larger or special ones
 per (face, row) span solved exactly from the half-planes (:mod:`._raster_spans`),
 so work follows the covered area. The depth test is one
 ``scatter_reduce('amin')`` of an int64 key ``depth24 << FACE_BITS | face`` per
-(frame, pixel). Work is chunked to bound memory; everything stays on the input's
-device (float64 arithmetic, so not on Apple MPS).
+(frame, pixel); :mod:`._raster_resolve` decodes the winners (the shaders do it block
+by block). Work is chunked to bound memory and, on CPU, to stay in cache;
+everything stays on the input's device (float64 arithmetic, so not on Apple MPS).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 
-from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, pack_triangles, size_classes
+from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, dense_table, split_faces
+from ._raster_resolve import (EMPTY_KEY, FACE_BITS, FACE_MASK, Fragments, RasterKeys, RowFragments, resolve,
+                              resolve_rows)
 from ._raster_setup import (DEPTH_MAX, SUBPIXEL_ONE, FaceSetup, clipped_bbox, fixed_triangles, setup_faces,
                             take_columns, vertex_window)
 from ._raster_spans import UNBOUNDED, expand_rows, expand_spans, fold_flat_half_planes, row_spans, slot_table
 
-#: z-test key = depth24 << FACE_BITS | face index (earlier face wins ties)
-FACE_BITS = 39
-FACE_MASK = (1 << FACE_BITS) - 1
-EMPTY_KEY = DEPTH_MAX << FACE_BITS
 #: rough upper bound of candidate samples handled at once (memory control)
 FRAGMENT_BUDGET = 1 << 21
+#: candidate samples of the dense path evaluated at once
+DENSE_BUDGET = 1 << 18
 
-__all__ = ["Fragments", "rasterize", "to_clip", "DEPTH_MAX"]
-
-
-@dataclass
-class Fragments:
-    """Per-pixel rasterisation result of F frames of H x W pixels.
-
-    Attributes:
-        pix_to_face: (F, H, W) int64 index of the visible face into the ``faces``
-            given to :func:`rasterize`; -1 where nothing was drawn.
-        bary: (F, H, W, 3) float32 perspective-correct barycentric weights of the
-            face's 3 vertices at the pixel centre (0 where empty).
-        zbuf: (F, H, W) float32 window depth in [0, 1], exactly ``k / (2**24-1)``;
-            1.0 where empty (the cleared buffer).
-        front_facing: (F, H, W) bool, True where the visible face is counter-
-            clockwise in NDC (False where empty).
-    """
-
-    pix_to_face: torch.Tensor
-    bary: torch.Tensor
-    zbuf: torch.Tensor
-    front_facing: torch.Tensor
-
-    @property
-    def covered(self) -> torch.Tensor:
-        """(F, H, W) bool: a face was drawn at the pixel."""
-        return self.pix_to_face >= 0
+__all__ = ["Fragments", "RasterKeys", "RowFragments", "rasterize", "rasterize_keys", "resolve", "resolve_rows",
+           "to_clip", "DEPTH_MAX", "EMPTY_KEY", "FACE_BITS", "FACE_MASK"]
 
 
 def to_clip(positions: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -113,13 +89,16 @@ class _Group:
 
 
 def _span_group(face: torch.Tensor, bbox: torch.Tensor, planes: Tuple[torch.Tensor, ...],
-                samples: Optional[torch.Tensor] = None) -> Optional[_Group]:
+                samples: Optional[torch.Tensor] = None, row_limit: Optional[torch.Tensor] = None) -> Optional[_Group]:
     """Assemble a span group from (G, K) half-planes and a (4, G) bbox; drop faces without candidates.
 
     ``samples`` estimates the covered samples per face (given for snapped triangles;
-    default: the bbox area).
+    default: the bbox area); ``row_limit`` (G, 2) int64 optionally narrows the rows.
     """
-    num, a, b, rows = fold_flat_half_planes(*planes, bbox[2:4].T)
+    rows = bbox[2:4].T
+    if row_limit is not None:
+        rows = torch.stack([torch.maximum(rows[:, 0], row_limit[:, 0]), torch.minimum(rows[:, 1], row_limit[:, 1])], 1)
+    num, a, b, rows = fold_flat_half_planes(*planes, rows)
     ok = (bbox[0] <= bbox[1]) & (rows[:, 0] <= rows[:, 1])
     if not bool(ok.any()):
         return None
@@ -167,6 +146,34 @@ def _keep_plane(setup: FaceSetup, faces_t: torch.Tensor, back_discard, face: tor
     trivial = ~special.unsqueeze(1)
     return (torch.where(trivial, torch.full_like(num, -UNBOUNDED), num), torch.where(trivial, 1.0, a),
             torch.where(trivial, 0.0, b))
+
+
+def _kept_rows(corners: torch.Tensor, plane: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """(G, 2) int64 rows that can hold samples of triangles clipped by one half-plane.
+
+    Args:
+        corners: (2, 3, G) float64 vertex positions in pixel-index units (column, row).
+        plane: (num, a, b), each (G, 1): the half-plane ``a c + b r >= num``.
+
+    The rows span the clipped polygon (kept vertices and edge crossings), widened by
+    a small margin: a superset of the exact answer, which :func:`row_spans` gives per row.
+    """
+    num, a, b = (p[:, 0] for p in plane)
+    x, y = corners
+    side = a * x + b * y - num  # (3, G)
+    inside = side >= 0
+    side_next, y_next = side.roll(-1, 0), y.roll(-1, 0)
+    crossing = inside != inside.roll(-1, 0)
+    t = side / torch.where(crossing, side - side_next, torch.ones_like(side))
+    y_cross = y + t.clamp(0, 1) * (y_next - y)
+    inf = float("inf")
+    low = torch.minimum(torch.where(inside, y, inf).amin(0), torch.where(crossing, y_cross, inf).amin(0))
+    high = torch.maximum(torch.where(inside, y, -inf).amax(0), torch.where(crossing, y_cross, -inf).amax(0))
+    margin = 1e-3
+    ok = torch.isfinite(side).all(0)
+    first = torch.where(ok, (low - margin).ceil().clamp(-1, UNBOUNDED), -UNBOUNDED)
+    last = torch.where(ok, (high + margin).floor().clamp(-UNBOUNDED, UNBOUNDED), UNBOUNDED)
+    return torch.stack([first, last], 1).to(torch.int64)
 
 
 def _integer_half_planes(tri) -> Tuple[torch.Tensor, ...]:
@@ -254,58 +261,84 @@ class _Pass:
                             self.height, self.width)
         return tuple(torch.cat([p, q], dim=1) for p, q in zip(planes, extra))
 
-    def draw_fixed(self, ids: torch.Tensor, fixed: torch.Tensor) -> Optional[_Group]:
-        """Faces on the fixed-point path: small ones on dense grids now; returns the span group of the rest."""
-        tri = fixed_triangles(fixed, take_columns(self.faces_t, ids), self.height, self.width)
-        # zero-area / off-screen faces draw nothing; 'special' ones need the discard half-plane (span path)
-        is_special = self.special.index_select(0, ids)
-        is_big = (tri.rows > MAX_SIDE) | (tri.cols > MAX_SIDE)
-        drawn = tri.nonzero & (tri.bbox[0] <= tri.bbox[1]) & (tri.bbox[2] <= tri.bbox[3])
-        not_dense = (~drawn | is_special).to(torch.int64) * (MAX_SIDE + 1)
-        order, classes = size_classes(tri.rows + not_dense, tri.cols)
-        if order.numel():  # one gather, then contiguous slices per size class
-            face = ids.index_select(0, order)
-            table, depth24 = pack_triangles(tri, order), take_columns(self.setup.depth24, face)
-            face_frame = self.frame.index_select(0, face)
-            for shape, first, last in classes:
-                for start, end in class_chunks(last - first, shape, self.budget):
-                    part = slice(first + start, first + end)
-                    self.z_test(*dense_keys(table[:, part], face[part], face_frame[part], depth24[:, part], shape,
-                                            self.height, self.width, FACE_BITS, EMPTY_KEY))
-        sel = torch.nonzero(drawn & (is_special | is_big)).squeeze(1)
+    def draw_fixed(self, ids: torch.Tensor, fixed: torch.Tensor, fixed32: torch.Tensor) -> List[Optional[_Group]]:
+        """Faces on the fixed-point path: small ones on dense grids now; returns the span groups of the rest."""
+        corners = take_columns(self.faces_t, ids)
+        split = split_faces(fixed32, corners, self.special.index_select(0, ids), self.height, self.width)
+        if split.order.numel():
+            face = ids.index_select(0, split.order)
+            table = dense_table(split, face, take_columns(self.setup.depth24, face), self.frame.index_select(0, face),
+                                self.height, self.width)
+            for shape, first, last in split.classes:
+                for start, end in class_chunks(last - first, shape, min(self.budget, DENSE_BUDGET)):
+                    self.z_test(*dense_keys(table, first + start, first + end, shape, self.width, FACE_BITS,
+                                            EMPTY_KEY))
+        # the rest: large faces, faces leaving the image, and 'special' ones (need the discard half-plane)
+        tri = fixed_triangles(fixed, take_columns(corners, split.span), self.height, self.width)
+        sel = torch.nonzero(tri.nonzero).squeeze(1)  # zero-area faces draw nothing
         if not sel.numel():
-            return None
-        big, face = tri.subset(sel), ids.index_select(0, sel)
-        return _span_group(face, big.bbox, self.with_keep(face, _integer_half_planes(big)), big.samples)
+            return []
+        big, face = tri.subset(sel), ids.index_select(0, split.span.index_select(0, sel))
+        special = self.special.index_select(0, face)
+        plain = torch.nonzero(~special).squeeze(1)
+        groups = [_span_group(face.index_select(0, plain), take_columns(big.bbox, plain),
+                              _integer_half_planes(big.subset(plain)), big.samples.index_select(0, plain))]
+        flagged = torch.nonzero(special).squeeze(1)
+        if flagged.numel():  # back faces partly discarded: add the keep half-plane, and narrow their rows to it
+            big, face = big.subset(flagged), face.index_select(0, flagged)
+            keep = _keep_plane(self.setup, self.faces_t, self.back_discard, face, special.index_select(0, flagged),
+                               self.height, self.width)
+            face_corners = take_columns(self.faces_t, face)
+            corner_xy = torch.stack([take_columns(fixed, face_corners[k]) for k in range(3)], 1)
+            rows = _kept_rows(corner_xy.to(torch.float64) / SUBPIXEL_ONE, keep)
+            planes = tuple(torch.cat([p, q], dim=1) for p, q in zip(_integer_half_planes(big), keep))
+            groups.append(_span_group(face, big.bbox, planes, big.samples, rows))
+        return groups
 
-    def draw_spans(self, group: Optional[_Group]) -> None:
-        """Faces of a span group, in chunks of about ``budget`` rows + samples."""
-        if group is None:
-            return
-        for start, end in _chunks(group.cost, self.budget):
-            self.z_test(*_span_keys(group, start, end, self.setup, self.frame, self.height, self.width))
+    def draw_spans(self, groups: List[Optional[_Group]]) -> None:
+        """Faces of span groups, in chunks of about ``budget`` rows + samples."""
+        for group in groups:
+            if group is None:
+                continue
+            for start, end in _chunks(group.cost, self.budget):
+                self.z_test(*_span_keys(group, start, end, self.setup, self.frame, self.height, self.width))
 
 
-def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor, num_frames: int,
-              image_size: Union[int, Tuple[int, int]],
-              back_discard: Optional[Tuple[torch.Tensor, float]] = None,
-              fragment_budget: int = FRAGMENT_BUDGET) -> Fragments:
-    """Rasterise triangles into ``num_frames`` independent framebuffers.
+def _visible_faces(fixed32: torch.Tensor, ok: torch.Tensor, faces_t: torch.Tensor, height: int,
+                   width: int) -> Optional[torch.Tensor]:
+    """(F',) int64 faces that may cover a sample (None: all of them).
 
-    Args:
-        clip: (V, 4) homogeneous clip coordinates of all vertices (see :func:`to_clip`);
-            computed in float64.
-        faces: (F, 3) int64 vertex indices into ``clip``; draw order = row order.
-        face_frame: (F,) int64 framebuffer index of each face, in [0, num_frames).
-        num_frames: number of framebuffers (each has its own depth buffer).
-        image_size: H or (H, W) in pixels.
-        back_discard: optional ``(values (V,), threshold)``: a back-facing fragment
-            whose perspective-interpolated value exceeds ``threshold`` is discarded
-            (writes no depth).
-        fragment_budget: about how many candidate samples are processed at once.
+    Drops exactly the fixed-point faces whose snapped sample bbox holds no image
+    sample (off-screen, or between sample centres); faces with a vertex that is not
+    ``ok`` (near plane, guard band) are kept for the homogeneous path.
+    """
+    xs = [fixed32[0].index_select(0, faces_t[k]) for k in range(3)]
+    ys = [fixed32[1].index_select(0, faces_t[k]) for k in range(3)]
+    first_c = (torch.minimum(torch.minimum(xs[0], xs[1]), xs[2]) + (SUBPIXEL_ONE - 1)) >> 8
+    last_c = torch.maximum(torch.maximum(xs[0], xs[1]), xs[2]) >> 8
+    first_r = (torch.minimum(torch.minimum(ys[0], ys[1]), ys[2]) + (SUBPIXEL_ONE - 1)) >> 8
+    last_r = torch.maximum(torch.maximum(ys[0], ys[1]), ys[2]) >> 8
+    visible = ((first_c <= last_c) & (first_r <= last_r) & (last_c >= 0) & (first_c < width) & (last_r >= 0)
+               & (first_r < height))
+    all_ok = ok.index_select(0, faces_t[0]) & ok.index_select(0, faces_t[1]) & ok.index_select(0, faces_t[2])
+    kept = visible | ~all_ok
+    kept[0] = True  # never empty: the decoders index the face tables even where nothing was drawn
+    if faces_t.device.type == "cpu" and bool(kept.all()):
+        return None
+    return torch.nonzero(kept).squeeze(1)
+
+
+def rasterize_keys(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor, num_frames: int,
+                   image_size: Union[int, Tuple[int, int]],
+                   back_discard: Optional[Tuple[torch.Tensor, float]] = None,
+                   fragment_budget: Optional[int] = None) -> RasterKeys:
+    """Rasterise and depth-test; the winners stay encoded (see :func:`rasterize` for the arguments).
 
     Returns:
-        :class:`Fragments` with (num_frames, H, W) maps.
+        :class:`RasterKeys`; decode all of it with :func:`resolve` or row blocks with
+        :func:`resolve_rows` (what the shaders do, block by block). Faces that cannot
+        cover any sample are culled first: the keys' face ids index ``faces[kept]``
+        (see :attr:`RasterKeys.kept`).
     """
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     device = clip.device
@@ -318,37 +351,48 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor,
         faces_t = torch.zeros(3, 1, dtype=torch.int64, device=device)  # one degenerate face: draws nothing
         clip_t = torch.zeros(4, max(clip_t.shape[1], 1), dtype=torch.float64, device=device)
         frame = torch.zeros(1, dtype=torch.int64, device=device)
-    setup = setup_faces(clip_t, faces_t, height, width)
     fixed, ok = vertex_window(clip_t, height, width)
+    fixed32 = fixed.to(torch.int32)
+    kept = _visible_faces(fixed32, ok, faces_t, height, width)
+    if kept is not None:  # later stages (and the keys' face ids) see only the faces that can draw something
+        faces_t, frame = take_columns(faces_t, kept), frame.index_select(0, kept)
+    setup = setup_faces(clip_t, faces_t, height, width)
     keep, regular, special = _classify(setup, ok, faces_t, back_discard)
     # slack after the last frame: rejected dense candidates may point there (with empty keys)
     size = num_frames * height * width
     keys = torch.full((size + MAX_SIDE * (width + 1),), EMPTY_KEY, dtype=torch.int64, device=device)
-    state = _Pass(setup, faces_t, frame, special, back_discard, keys, height, width, fragment_budget)
+    budget = FRAGMENT_BUDGET if fragment_budget is None else fragment_budget
+    state = _Pass(setup, faces_t, frame, special, back_discard, keys, height, width, budget)
     ids = torch.nonzero(regular).squeeze(1)
     if ids.numel():
-        state.draw_spans(state.draw_fixed(ids, fixed))
+        state.draw_spans(state.draw_fixed(ids, fixed, fixed32))
     ids = torch.nonzero(keep & ~regular).squeeze(1)
     if ids.numel():  # near-plane crossing or beyond the guard band: 2D homogeneous, float64
         bbox = clipped_bbox(clip_t, take_columns(faces_t, ids), height, width)
-        state.draw_spans(_span_group(ids, bbox, state.with_keep(ids, _float_half_planes(setup, ids, height, width))))
-    return _resolve(keys[:size].view(num_frames, height, width), setup, height, width)
+        state.draw_spans([_span_group(ids, bbox, state.with_keep(ids, _float_half_planes(setup, ids, height, width)))])
+    return RasterKeys(keys[:size].view(num_frames * height, width), setup, num_frames, height, width, kept)
 
 
-def _resolve(keys: torch.Tensor, setup: FaceSetup, height: int, width: int) -> Fragments:
-    """Decode the winning keys into :class:`Fragments` (dense over all pixels)."""
-    frames = keys.shape[0]
-    covered = keys < EMPTY_KEY
-    face = keys & FACE_MASK  # 0 where empty (EMPTY_KEY has no face bits)
-    zbuf = ((keys >> FACE_BITS).to(torch.float64) / DEPTH_MAX).to(torch.float32)
-    device = keys.device
-    x = ((2 * torch.arange(width, device=device, dtype=torch.float64) + 1) / width - 1).view(1, 1, -1)
-    y = (1 - (2 * torch.arange(height, device=device, dtype=torch.float64) + 1) / height).view(1, -1, 1)
-    c = take_columns(setup.cofactor, face.reshape(-1)).view(9, frames, height, width)
-    # perspective-correct barycentrics: e_i = cofactor_i . (X, Y, 1), normalised
-    e = [c[3 * i] * x + c[3 * i + 1] * y + c[3 * i + 2] for i in range(3)]
-    scale = covered / (e[0] + e[1] + e[2])
-    bary = torch.stack([(e[i] * scale).to(torch.float32) for i in range(3)]).nan_to_num_(0.0, 0.0, 0.0)
-    front = setup.front.index_select(0, face.reshape(-1)).view(keys.shape) & covered
-    return Fragments(pix_to_face=face - (~covered).to(torch.int64), bary=bary.permute(1, 2, 3, 0), zbuf=zbuf,
-                     front_facing=front)
+def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor, num_frames: int,
+              image_size: Union[int, Tuple[int, int]],
+              back_discard: Optional[Tuple[torch.Tensor, float]] = None,
+              fragment_budget: Optional[int] = None) -> Fragments:
+    """Rasterise triangles into ``num_frames`` independent framebuffers.
+
+    Args:
+        clip: (V, 4) homogeneous clip coordinates of all vertices (see :func:`to_clip`);
+            computed in float64.
+        faces: (F, 3) int64 vertex indices into ``clip``; draw order = row order.
+        face_frame: (F,) int64 framebuffer index of each face, in [0, num_frames).
+        num_frames: number of framebuffers (each has its own depth buffer).
+        image_size: H or (H, W) in pixels.
+        back_discard: optional ``(values (V,), threshold)``: a back-facing fragment
+            whose perspective-interpolated value exceeds ``threshold`` is discarded
+            (writes no depth).
+        fragment_budget: about how many candidate samples are processed at once (default
+            ``FRAGMENT_BUDGET``).
+
+    Returns:
+        :class:`Fragments` with (num_frames, H, W) maps.
+    """
+    return resolve(rasterize_keys(clip, faces, face_frame, num_frames, image_size, back_discard, fragment_budget))

@@ -3,7 +3,8 @@
 - colour: truncate to uint8 (``uint8(clip(c, 0, 1) * 255)``, no rounding), then
   Pillow's LANCZOS resize (:func:`lanczos_resize_uint8` reproduces Pillow's 8-bit
   separable filter bit-exactly in torch: same double-precision coefficients,
-  22-bit fixed-point weights, horizontal pass first, uint8 intermediate);
+  22-bit fixed-point weights accumulated exactly in int32, horizontal pass first,
+  uint8 intermediate);
 - depth: the sub-pixel at offset ``(ssaa - 1) // 2`` of every ssaa x ssaa block
   (the one that samples exactly the low-resolution pixel centre);
 - masks: a pixel is valid when more than ``0.75 * ssaa**2`` of its sub-pixels are.
@@ -66,16 +67,28 @@ def _pillow_coefficients(in_size: int, out_size: int) -> Tuple[Tuple[int, ...], 
     return tuple(starts), tuple(weights)
 
 
-def _gather_outputs(signal: torch.Tensor, starts, weights, outputs: range) -> torch.Tensor:
-    """Exact weighted sums (int64) for the given outputs of (N, in) int64 signals, by gathering taps."""
+def _strided(image: torch.Tensor, dim: int, start: int, count: int, step: int) -> torch.Tensor:
+    """View of ``count`` entries of ``image`` along ``dim`` from ``start`` every ``step``."""
+    index = [slice(None)] * image.dim()
+    index[dim] = slice(start, start + step * (count - 1) + 1, step)
+    return image[tuple(index)]
+
+
+def _gather_outputs(image: torch.Tensor, dim: int, starts, weights, outputs: range) -> torch.Tensor:
+    """Exact weighted sums (int64) of a few outputs along ``dim``, by gathering their taps."""
     taps = max(len(weights[o]) for o in outputs)
-    index = torch.zeros(len(outputs), taps, dtype=torch.int64)
-    kernel = torch.zeros(len(outputs), taps, dtype=torch.int64)
-    for j, o in enumerate(outputs):
-        index[j, :len(weights[o])] = torch.arange(starts[o], starts[o] + len(weights[o]))
-        kernel[j, :len(weights[o])] = torch.tensor(weights[o], dtype=torch.int64)
-    gathered = signal[:, index.to(signal.device)]  # (N, outputs, taps)
-    return (gathered * kernel.to(signal.device)).sum(-1)
+    index, kernel = [], []
+    for o in outputs:  # pad short kernels with zero weights on a valid index
+        count = len(weights[o])
+        index += list(range(starts[o], starts[o] + count)) + [starts[o]] * (taps - count)
+        kernel += list(weights[o]) + [0] * (taps - count)
+    gathered = image.index_select(dim, torch.tensor(index, device=image.device))
+    shape = [1] * image.dim()
+    shape[dim] = len(outputs) * taps
+    gathered = gathered.to(torch.int64) * torch.tensor(kernel, device=image.device).view(shape)
+    grouped = list(image.shape)
+    grouped[dim:dim + 1] = [len(outputs), taps]
+    return gathered.view(grouped).sum(dim + 1)
 
 
 def _interior(starts, weights, in_size: int, out_size: int) -> Tuple[int, int, int]:
@@ -94,41 +107,37 @@ def _interior(starts, weights, in_size: int, out_size: int) -> Tuple[int, int, i
     return first, end, offset
 
 
-def _convolve_interior(signal: torch.Tensor, kernel, scale: int, first: int, end: int, offset: int) -> torch.Tensor:
-    """Exact weighted sums (int64) of outputs first..end-1 sharing ``kernel``, as a strided conv1d.
+def _convolve_interior(image: torch.Tensor, dim: int, kernel, scale: int, first: int, end: int,
+                       offset: int) -> torch.Tensor:
+    """Exact weighted sums of outputs first..end-1 sharing ``kernel``: one strided slice per tap.
 
-    CPU: float32 conv with the kernel split into 11-bit halves (every partial sum is an
-    integer below 2**24, hence exact). Elsewhere float64 (exact, and no TF32).
+    int32 is exact: inputs are 0..255 and the 22-bit Lanczos weights have an absolute
+    sum below 1.5 * 2**22, so every partial sum stays below 2**31.
     """
-    taps = len(kernel)
-    window = signal[:, scale * first + offset: scale * (end - 1) + offset + taps].unsqueeze(1)
-    weight = torch.tensor(kernel, dtype=torch.int64, device=signal.device)
-    if signal.device.type == "cpu":
-        high = torch.div(weight, 2048, rounding_mode="floor")
-        split = torch.stack([high, weight - high * 2048]).to(torch.float32).unsqueeze(1)
-        out = torch.nn.functional.conv1d(window.to(torch.float32), split, stride=scale).to(torch.int64)
-        return out[:, 0] * 2048 + out[:, 1]
-    out = torch.nn.functional.conv1d(window.to(torch.float64), weight.to(torch.float64).view(1, 1, -1), stride=scale)
-    return out[:, 0].to(torch.int64)
+    count = end - first
+    begin = scale * first + offset
+    acc = _strided(image, dim, begin, count, scale) * kernel[0]
+    for tap in range(1, len(kernel)):
+        acc.add_(_strided(image, dim, begin + tap, count, scale), alpha=kernel[tap])
+    return acc
 
 
 def _resample_axis(image: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
-    """One Pillow 8-bit pass along ``dim`` of an integer image (values 0..255) -> uint8-valued int64."""
+    """One Pillow 8-bit pass along ``dim`` of an int32 image (values 0..255) -> int32 0..255."""
+    dim = dim % image.dim()
     in_size = image.shape[dim]
     starts, weights = _pillow_coefficients(in_size, out_size)
-    moved = image.movedim(dim, -1)
-    signal = moved.reshape(-1, in_size).to(torch.int64)
     first, end, offset = _interior(starts, weights, in_size, out_size)
     parts = []
     if first > 0 or end == 0:
-        parts.append(_gather_outputs(signal, starts, weights, range(0, first if end else out_size)))
+        parts.append(_gather_outputs(image, dim, starts, weights, range(0, first if end else out_size)))
     if end > 0:
-        parts.append(_convolve_interior(signal, weights[first], in_size // out_size, first, end, offset))
+        parts.append(_convolve_interior(image, dim, weights[first], in_size // out_size, first, end, offset))
         if end < out_size:
-            parts.append(_gather_outputs(signal, starts, weights, range(end, out_size)))
-    acc = torch.cat(parts, dim=1) + (1 << (PRECISION_BITS - 1))
-    out = (acc >> PRECISION_BITS).clamp_(0, 255)  # arithmetic shift = Pillow's clip8
-    return out.reshape(moved.shape[:-1] + (out_size,)).movedim(-1, dim)
+            parts.append(_gather_outputs(image, dim, starts, weights, range(end, out_size)))
+    acc = torch.cat([part.to(torch.int32) for part in parts], dim=dim) if len(parts) > 1 else parts[0]
+    acc += 1 << (PRECISION_BITS - 1)
+    return (acc >> PRECISION_BITS).clamp_(0, 255)  # arithmetic shift = Pillow's clip8
 
 
 def lanczos_resize_uint8(image: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -142,12 +151,14 @@ def lanczos_resize_uint8(image: torch.Tensor, size: Tuple[int, int]) -> torch.Te
         (..., H, W, C) uint8.
     """
     height, width = size
-    work = image
+    # work on (W, ..., H, C): each pass then reads whole contiguous rows per tap
+    work = image.movedim(-2, 0).to(torch.int32).contiguous()
     if width != image.shape[-2]:
-        work = _resample_axis(work, width, dim=-2)
+        work = _resample_axis(work, width, dim=0)
+    work = work.movedim(0, -2).movedim(-3, 0).contiguous()  # (H, ..., W', C)
     if height != image.shape[-3]:
-        work = _resample_axis(work, height, dim=-3)
-    return work.to(torch.uint8)
+        work = _resample_axis(work, height, dim=0)
+    return work.movedim(0, -3).to(torch.uint8)
 
 
 def downsample_color(color01: torch.Tensor, ssaa: int) -> torch.Tensor:

@@ -1,10 +1,12 @@
 """Shading of rasterised fragments: the reference's two shaders and the aggregation fold.
 
-Works on :class:`~ivid.geometry.raster.Fragments` of F frames (H x W each). Vertex
-attributes (uv, world position, world normal and the 0/1 decoded flag bits) are
-interpolated perspective-correctly with the fragment barycentrics; fragment tests
-threshold the INTERPOLATED flags, as the reference's GLSL does. Textures are
-sampled with NEAREST filtering and clamp-to-edge: texel = floor(u * N) clamped.
+Works on blocks of decoded framebuffer rows (:class:`~ivid.geometry.raster.RowFragments`;
+the renderers shade cache-sized blocks on CPU). Vertex attributes (uv, world
+position, world normal and the 0/1 decoded flag bits) are interpolated
+perspective-correctly with the fragment barycentrics (one fused ``embedding_bag``
+gather-and-weight per block); fragment tests threshold the INTERPOLATED flags, as
+the reference's GLSL does. Textures are sampled with NEAREST filtering and
+clamp-to-edge: texel = floor(u * N) clamped.
 
 - :func:`simple_shade` (SimpleRenderer, warping): back-facing -> colour 0, alpha 0
   (depth is still written); front-facing -> texel colour, alpha 0 if interpolated
@@ -16,19 +18,20 @@ sampled with NEAREST filtering and clamp-to-edge: texel = floor(u * N) clamped.
 
 Back-facing fragments with interpolated is_padding > 0.001 must be discarded by
 the rasteriser (``back_discard``), since a discard also skips the depth write.
-Arithmetic is float32, like the GPU shaders and RGBA32F framebuffers. Internally
-values are channel-first (C, F, H, W): much faster gathers on CPU.
+Arithmetic is float32, like the GPU shaders and RGBA32F framebuffers; values are
+channel-first (C, R, W) for fast elementwise work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Set, Tuple
 
 import torch
+import torch.nn.functional as nnf
 
 from ._raster_setup import take_columns
-from .raster import Fragments
+from .raster import RowFragments
 
 EDGE_ALPHA_THRESHOLD = 0.999
 #: aggregation weights (SPEC section 6)
@@ -46,117 +49,158 @@ COLOR_EVIDENCE = 1e-6
 WEAK_DEPTH_WEIGHT = 1e-8
 
 
-def interpolate(fragments: Fragments, faces: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Perspective-correct interpolation of per-vertex values at every pixel.
+def interpolate(face: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Perspective-correct interpolation of per-vertex values at P pixels.
+
+    One fused gather-and-weight (``embedding_bag``) over the 3 corners of each
+    pixel's face: ``sum_k bary[:, k] * values[faces[face, k]]``.
 
     Args:
-        fragments: rasterisation of F frames (H x W).
-        faces: (nF, 3) int64 the faces given to the rasteriser.
-        values: (C, V) per-vertex values, channel-first (cast to float32).
+        face: (P,) int64 winning face per pixel (any valid index where empty).
+        bary: (P, 3) float32 barycentrics (0 where empty).
+        faces: (nF, 3) int64 vertex indices of the faces.
+        values: (V, C) float32 per-vertex values.
 
     Returns:
-        (C, F, H, W) float32; 0 where no face was drawn.
+        (C, P) float32 (channel-first); 0 where the barycentrics are 0.
     """
-    face = fragments.pix_to_face.reshape(-1).clamp_min(0)
-    bary = fragments.bary.permute(3, 0, 1, 2).reshape(3, -1)  # a view when bary came from the rasteriser
-    table = values.to(torch.float32)
-    corners = take_columns(faces.T.contiguous(), face)
-    out = take_columns(table, corners[0]).mul_(bary[0])
-    for k in (1, 2):
-        out.addcmul_(take_columns(table, corners[k]), bary[k])
-    return out.reshape((-1,) + tuple(fragments.pix_to_face.shape))
+    corner = faces.index_select(0, face)
+    out = nnf.embedding_bag(corner, values, per_sample_weights=bary, mode="sum")
+    return channels_first(out)
 
 
-def sample_nearest(textures: torch.Tensor, frame_texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+def channels_first(rows: torch.Tensor) -> torch.Tensor:
+    """(P, C) -> contiguous (C, P), exactly.
+
+    On CPU ``eye(C) @ rows.T`` (a GEMM reading the transposed operand) is about twice as
+    fast as a transposing copy and exact for finite values (one product by 1 per output).
+    """
+    if rows.device.type != "cpu" or not rows.dtype.is_floating_point:
+        return rows.T.contiguous()
+    return torch.mm(torch.eye(rows.shape[1], dtype=rows.dtype, device=rows.device), rows.T)
+
+
+def sample_nearest(texels: torch.Tensor, texture_size: Tuple[int, int], base: torch.Tensor,
+                   uv: torch.Tensor) -> torch.Tensor:
     """NEAREST texture lookup with clamp-to-edge (texel = floor(u * N) clamped to [0, N-1]).
 
     Args:
-        textures: (T, Ht, Wt, C) texture images, row 0 = v 0.
-        frame_texture: (F,) int64 texture used by each frame.
-        uv: (2, F, H, W) float32 texture coordinates (u along columns, v along rows).
+        texels: (C, T * Ht * Wt) float32 texel table of T textures (row 0 = v 0),
+            see :func:`texel_table`.
+        texture_size: (Ht, Wt).
+        base: (R, 1) or (P,) int64 first texel of the texture used by each pixel (row).
+        uv: (2, R, W) or (2, P) float32 texture coordinates (u along columns, v along rows).
 
     Returns:
-        (C, F, H, W) texel values (float32).
+        (C,) + uv.shape[1:] texel values (float32).
     """
-    count, height, width, channels = textures.shape
-    col = torch.floor(uv[0] * width).clamp_(0, width - 1).to(torch.int64)
-    row = torch.floor(uv[1] * height).clamp_(0, height - 1).to(torch.int64)
-    base = frame_texture.to(device=uv.device, dtype=torch.int64).view(-1, 1, 1) * (height * width)
+    height, width = texture_size
+    # clamping first makes truncation equal to floor (the values are >= 0 then)
+    col = (uv[0] * width).clamp_(0, width - 1).to(torch.int64)
+    row = (uv[1] * height).clamp_(0, height - 1).to(torch.int64)
     index = (base + row * width + col).reshape(-1)
-    flat = textures.to(torch.float32).reshape(-1, channels).T.contiguous()
-    return take_columns(flat, index).reshape((channels,) + tuple(uv.shape[1:]))
+    return take_columns(texels, index).reshape((texels.shape[0],) + tuple(uv.shape[1:]))
 
 
-def simple_shade(fragments: Fragments, faces: torch.Tensor, uv: torch.Tensor, is_edge: torch.Tensor,
-                 textures: torch.Tensor, frame_texture: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """The warp shader.
+def texel_table(textures: torch.Tensor) -> torch.Tensor:
+    """(T, Ht, Wt, C) textures -> (C, T * Ht * Wt) float32 channel-first texel table."""
+    return textures.to(torch.float32).reshape(-1, textures.shape[-1]).T.contiguous()
+
+
+def simple_shade(fragments: RowFragments, faces: torch.Tensor, table: torch.Tensor, texels: torch.Tensor,
+                 texture_size: Tuple[int, int], texel_base: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The warp shader on a block of R rows of W pixels.
 
     Args:
-        fragments, faces: rasterisation (F frames) and its faces.
-        uv: (V, 2) vertex texture coordinates; is_edge: (V,) 0/1 edge flag.
-        textures: (T, Ht, Wt, 3) float colours in [0, 1]; frame_texture: (F,) int64.
+        fragments: the block's decoded fragments; faces: (nF, 3) int64 face vertices.
+        table: (V, 3) float32 vertex (u, v, is_edge).
+        texels, texture_size: see :func:`sample_nearest`; texel_base: (R, 1) int64
+            first texel of each row's texture.
 
     Returns:
-        ``color`` (F, H, W, 3) float32 (texel colour on front faces, else 0) and
-        ``alpha`` (F, H, W) float32 in {0, 1}.
+        ``(color (3, R, W), alpha (R, W))`` float32: texel colour on front faces (else
+        0); alpha 1 on front faces whose interpolated is_edge <= 0.999, else 0.
     """
-    table = torch.cat([uv.T.to(torch.float32), is_edge.reshape(1, -1).to(torch.float32)], 0)
-    attrs = interpolate(fragments, faces, table)
-    front = fragments.front_facing
-    color = sample_nearest(textures, frame_texture, attrs[:2]) * front
+    shape = fragments.face.shape
+    attrs = interpolate(fragments.face.reshape(-1), fragments.bary, faces, table).view((3,) + tuple(shape))
+    front = fragments.front
+    color = sample_nearest(texels, texture_size, texel_base, attrs[:2]) * front
     alpha = (front & (attrs[2] <= EDGE_ALPHA_THRESHOLD)).to(torch.float32)
-    return {"color": color.permute(1, 2, 3, 0), "alpha": alpha}
+    return color, alpha
 
 
 def aggregation_weight(position: torch.Tensor, normal: torch.Tensor, flags: torch.Tensor,
-                       source_center: torch.Tensor) -> torch.Tensor:
+                       source_center: torch.Tensor, fallback_out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Front-face fragment weight of the aggregation shader (SPEC section 6).
 
     Args:
-        position, normal: (3, ...) interpolated world position / normal (channel-first).
+        position, normal: (3, ...) interpolated world position / normal (channel-first);
+            ``position`` is overwritten (used as scratch space).
         flags: (3, ...) interpolated (is_edge, is_padding, is_eroded).
         source_center: (3, ...) broadcastable source camera centre of the fragment's mesh.
+        fallback_out: optional (...) float32 tensor that receives 1 where the weight is
+            the edge / padding fallback 1e-16, else 0.
 
     Returns:
         (...) float32 weight in [1e-16, 1].
     """
-    view = source_center - position
-    dot = (view * normal).sum(0)
-    norm = view.square().sum(0).sqrt() * normal.square().sum(0).sqrt()
-    cosine = (dot / norm).nan_to_num_(0.0).clamp_(0, 1)
-    weight = torch.exp((-ANGLE_SHARPNESS * torch.acos(cosine)).clamp_min_(MIN_LOG_WEIGHT)).clamp_min_(MIN_ANGLE_WEIGHT)
+    view = torch.sub(source_center, position, out=position)
+    dot = view[0] * normal[0]
+    dot.add_(view[1] * normal[1]).add_(view[2] * normal[2])
+    norm = _squared_norm(view).sqrt_().mul_(_squared_norm(normal).sqrt_())
+    cosine = dot.div_(norm).nan_to_num_(0.0).clamp_(0, 1)
+    weight = torch.acos(cosine).mul_(-ANGLE_SHARPNESS).clamp_min_(MIN_LOG_WEIGHT).exp_().clamp_min_(MIN_ANGLE_WEIGHT)
+    # exact 0/1 blends (faster than where on CPU): eroded -> w * 1e-8; padding / edge -> 1e-16
     eroded = (flags[2] >= ERODED_THRESHOLD).to(weight.dtype)
-    weight = weight * (1 - eroded + eroded * ERODED_FACTOR)
+    weight.mul_(torch.rsub(eroded, 1).add_(eroded, alpha=ERODED_FACTOR))
     fallback = ((flags[1] > PADDING_THRESHOLD) | (flags[0] > EDGE_THRESHOLD)).to(weight.dtype)
-    weight = weight * (1 - fallback) + fallback * FALLBACK_WEIGHT  # exact 0/1 blend (faster than where on CPU)
+    weight.mul_(torch.rsub(fallback, 1)).add_(fallback, alpha=FALLBACK_WEIGHT)
+    if fallback_out is not None:
+        fallback_out.copy_(fallback)
     return weight.clamp_min_(FALLBACK_WEIGHT)
 
 
-def aggregation_shade(fragments: Fragments, faces: torch.Tensor, position: torch.Tensor, normal: torch.Tensor,
-                      uv: torch.Tensor, flags: torch.Tensor, textures: torch.Tensor, frame_texture: torch.Tensor,
-                      frame_center: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """The aggregation shader (one frame per mesh).
+def _squared_norm(vector: torch.Tensor) -> torch.Tensor:
+    """(3, ...) -> (...) ``x0 x0 + x1 x1 + x2 x2`` (summed in that order)."""
+    out = vector[0] * vector[0]
+    return out.add_(vector[1] * vector[1]).add_(vector[2] * vector[2])
+
+
+def aggregation_shade(fragments: RowFragments, faces: torch.Tensor, table: torch.Tensor, texels: torch.Tensor,
+                      texture_size: Tuple[int, int], texel_base: torch.Tensor,
+                      source_center: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The aggregation shader (one mesh per framebuffer) on a block of R rows of W pixels.
 
     Args:
-        fragments, faces: rasterisation of F frames (back-facing padding fragments
-            already discarded by the rasteriser) and its faces.
-        position, normal: (V, 3) world vertex positions / normals; uv: (V, 2);
-        flags: (V, 3) 0/1 (is_edge, is_padding, is_eroded).
-        textures: (T, Ht, Wt, 3) colours in [0, 1]; frame_texture: (F,) int64.
-        frame_center: (F, 3) source camera centre of each frame's mesh (world).
+        fragments: the block's decoded fragments (back-facing padding fragments already
+            discarded by the rasteriser); faces: (nF, 3) int64 face vertices.
+        table: (V, 11) float32 vertex attributes: world position (3), world normal (3),
+            uv (2), 0/1 flags (is_edge, is_padding, is_eroded) (3); see
+            :func:`aggregation_table`.
+        texels, texture_size, texel_base: see :func:`simple_shade`.
+        source_center: (3, R, 1) float32 source camera centre of each row's mesh (world).
 
     Returns:
-        ``color`` (3, F, H, W) float32 texel colour (0 on back faces / empty) and
-        ``weight`` (F, H, W) float32 (0 on back faces / empty pixels).
+        ``(color (3, R, W), weight (R, W), depth_weight (R, W))`` float32: texel colour
+        (meaningful where the weight is > 0), weight (0 on back faces and empty pixels)
+        and the fold's depth weight (1 for real evidence, 1e-8 for edge / padding
+        fallbacks, 0 where the weight is 0).
     """
-    table = torch.cat([position.T.float(), normal.T.float(), uv.T.float(), flags.T.float()], 0)
-    attrs = interpolate(fragments, faces, table)
-    center = frame_center.to(device=attrs.device, dtype=torch.float32).T.reshape(3, -1, 1, 1)
-    weight = aggregation_weight(attrs[0:3], attrs[3:6], attrs[8:11], center)
-    front = fragments.front_facing
-    weight = weight * front
-    color = sample_nearest(textures, frame_texture, attrs[6:8]) * front
-    return {"color": color, "weight": weight}
+    shape = fragments.face.shape
+    attrs = interpolate(fragments.face.reshape(-1), fragments.bary, faces, table).view((-1,) + tuple(shape))
+    front = fragments.front
+    fallback = torch.empty(shape, dtype=torch.float32, device=attrs.device)
+    weight = aggregation_weight(attrs[0:3], attrs[3:6], attrs[8:11], source_center, fallback).mul_(front)
+    # 1 - fallback + fallback * 1e-8 is exactly 1 or float32(1e-8)
+    depth_weight = torch.rsub(fallback, 1).add_(fallback, alpha=WEAK_DEPTH_WEIGHT).mul_(front)
+    color = sample_nearest(texels, texture_size, texel_base, attrs[6:8])
+    return color, weight, depth_weight
+
+
+def aggregation_table(position: torch.Tensor, normal: torch.Tensor, uv: torch.Tensor,
+                      flags: torch.Tensor) -> torch.Tensor:
+    """(V, 11) float32 vertex table of :func:`aggregation_shade` from (V, .) arrays."""
+    return torch.cat([position.float(), normal.float(), uv.float(), flags.float()], 1)
 
 
 @dataclass
@@ -174,6 +218,8 @@ class AggregationAccumulator:
     depth_weight: torch.Tensor
     count_depth: torch.Tensor
     count_color: torch.Tensor
+    #: (start, stop) row blocks whose pixels all have real depth evidence (no more fallback replacement)
+    settled: Set[Tuple[Optional[int], Optional[int]]] = field(default_factory=set)
 
     @classmethod
     def zeros(cls, batch: int, height: int, width: int, device: torch.device) -> "AggregationAccumulator":
@@ -183,28 +229,51 @@ class AggregationAccumulator:
         return cls(torch.zeros(3, batch, height, width, dtype=torch.float32, device=device), plane(), plane(),
                    plane(), plane(torch.int32), plane(torch.int32))
 
-    def fold(self, color: torch.Tensor, weight: torch.Tensor, zbuf: torch.Tensor) -> None:
+    def fold(self, color: torch.Tensor, weight: torch.Tensor, zbuf: torch.Tensor, rows: slice = slice(None),
+             depth_weight: Optional[torch.Tensor] = None) -> None:
         """Add one mesh's framebuffer (per target image); call in mesh order.
 
         Args:
-            color: (3, B, H, W) float32 shaded colour; weight: (B, H, W) float32 alpha
-                (0 = nothing); zbuf: (B, H, W) float32 window depth of that mesh.
+            color: (3, R, W) float32 shaded colour (finite; only used where the weight
+                is > 0); weight: (R, W) float32 alpha (0 = nothing); zbuf: (R, W) float32
+                window depth of that mesh.
+            rows: the R rows of the (B * H, W) target images they cover (default: all).
+            depth_weight: (R, W) float32 depth weight wd when the caller has it (must
+                equal 1 where weight > 1e-14, 1e-8 where 0 < weight <= 1e-14, else 0).
         """
         weak = WEAK_DEPTH_WEIGHT
+        width = weight.shape[-1]
+        color_sum = self.color_sum.view(3, -1, width)[:, rows]
+        color_weight, depth_sum, depth_sum_weight, count_depth, count_color = (
+            t.view(-1, width)[rows] for t in (self.color_weight, self.depth_sum, self.depth_weight, self.count_depth,
+                                              self.count_color))
         has_depth = weight > DEPTH_EVIDENCE
-        depth_w = has_depth.to(torch.float32) + ((weight > 0) & ~has_depth).to(torch.float32) * weak
-        self.count_color += (weight > COLOR_EVIDENCE).to(torch.int32)
-        self.count_depth += has_depth.to(torch.int32)
-        # only weak (edge / padding) evidence so far and this mesh is weak too: keep the farther one
-        only_weak = ((self.depth_weight - weak).abs() < weak) & (depth_w == torch.tensor(weak, dtype=torch.float32))
-        replace = only_weak & (zbuf * weak > self.depth_sum)
-        # exact 0/1 blends: add -> old + new, replace -> new, keep -> old
-        keep_old = (~replace).to(torch.float32)
-        take_new = (~(only_weak & ~replace)).to(torch.float32)
-        self.color_sum = self.color_sum * keep_old + (weight * take_new) * color
-        self.color_weight = self.color_weight * keep_old + weight * take_new
-        self.depth_sum = self.depth_sum * keep_old + (depth_w * take_new) * zbuf
-        self.depth_weight = self.depth_weight * keep_old + depth_w * take_new
+        if depth_weight is None:
+            depth_weight = has_depth.to(torch.float32) + ((weight > 0) & ~has_depth).to(torch.float32) * weak
+        count_color += weight > COLOR_EVIDENCE
+        count_depth += has_depth
+        on_cpu = weight.device.type == "cpu"
+        key = (rows.start, rows.stop)
+        # only weak (edge / padding) evidence so far and this mesh is weak too: keep the farther one. Impossible
+        # once every pixel of the block has had real evidence (checked on CPU, where a sync is cheap).
+        if not (on_cpu and key in self.settled):
+            only_weak = ((depth_sum_weight - weak).abs_() < weak) & (depth_weight == weak)
+            if not on_cpu or bool(only_weak.any()):
+                replace = only_weak & (zbuf * weak > depth_sum)
+                # exact 0/1 blends: add -> old + new, replace -> new, keep -> old
+                keep_old = (~replace).to(torch.float32)
+                take_new = (~(only_weak & ~replace)).to(torch.float32)
+                color_sum.mul_(keep_old).add_((weight * take_new) * color)
+                color_weight.mul_(keep_old).add_(weight * take_new)
+                depth_sum.mul_(keep_old).add_((depth_weight * take_new) * zbuf)
+                depth_sum_weight.mul_(keep_old).add_(depth_weight * take_new)
+                return
+        color_sum.add_(weight * color)
+        color_weight.add_(weight)
+        depth_sum.add_(depth_weight * zbuf)
+        depth_sum_weight.add_(depth_weight)
+        if on_cpu and key not in self.settled and bool((depth_sum_weight >= 1).all()):
+            self.settled.add(key)
 
     def read_back(self, near: float, far: float) -> Dict[str, torch.Tensor]:
         """Final images of the aggregation render.

@@ -93,8 +93,9 @@ def forward_backward_warp(rgbd: Any, modelview1: Any, modelview0: Any = None, pa
     batched = rgbd_t.dim() == 4
     rgbd_t = rgbd_t if batched else rgbd_t.unsqueeze(0)
     if rgbd_t.shape[-1] != 4 or rgbd_t.shape[1] != rgbd_t.shape[2]:
-        raise ValueError(f"forward_backward_warp: rgbd must be (H, W, 4) or (B, H, W, 4) square, got {tuple(rgbd_t.shape)}")
-    batch, size = rgbd_t.shape[0], rgbd_t.shape[1]
+        raise ValueError("forward_backward_warp: rgbd must be (H, W, 4) or (B, H, W, 4) square, "
+                         f"got {tuple(rgbd_t.shape)}")
+    batch = rgbd_t.shape[0]
     view1 = _matrices(modelview1, batch, device, "forward_backward_warp: modelview1")
     view0 = _matrices(_canonical_modelview(device) if modelview0 is None else modelview0, batch, device,
                       "forward_backward_warp: modelview0")

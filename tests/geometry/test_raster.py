@@ -90,6 +90,33 @@ def test_random_small_and_large_triangles_match_naive_loop():
     assert frag.front_facing[0].any() and (~frag.front_facing[0] & frag.covered[0]).any()
 
 
+def test_small_triangle_grid_across_the_border_matches_naive_loop():
+    """Many pixel-sized triangles (dense path), some leaving the image (span path), some degenerate."""
+    rng = np.random.default_rng(7)
+    n = 9
+    u, v = np.meshgrid(np.linspace(-1.25, 1.1, n), np.linspace(-1.15, 1.3, n))
+    points = np.stack([u * 0.45, v * 0.45, -1.2 - 0.3 * rng.random((n, n))], -1).reshape(-1, 3)
+    points[5] = points[4]  # a zero-area face
+    index = np.arange(n * n).reshape(n, n)
+    quads = np.stack([index[:-1, :-1], index[:-1, 1:], index[1:, 1:], index[1:, :-1]], -1).reshape(-1, 4)
+    faces = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    faces[::3] = faces[::3, ::-1]  # some back faces
+    frag, face_ref = _compare(_world_clip(points), faces.tolist())
+    assert (face_ref >= 0).mean() > 0.5 and len(np.unique(face_ref)) > 40
+
+
+def test_resolve_in_sub_blocks_is_exact(monkeypatch):
+    import ivid.geometry._raster_resolve as resolve_module
+    rng = np.random.default_rng(4)
+    world = np.append(rng.uniform(-0.8, 0.8, (40, 2)), -rng.uniform(1, 3, (40, 1)), 1)
+    clip, faces = torch.from_numpy(_world_clip(world)), torch.from_numpy(rng.integers(0, 40, (60, 3)))
+    frames = torch.zeros(60, dtype=torch.int64)
+    whole = rasterize(clip, faces, frames, 1, SIZE)
+    monkeypatch.setattr(resolve_module, "RESOLVE_PIXELS", 2 * SIZE + 5)  # sub-blocks of 2 rows
+    parts = rasterize(clip, faces, frames, 1, SIZE)
+    assert torch.equal(whole.bary, parts.bary) and torch.equal(whole.pix_to_face, parts.pix_to_face)
+
+
 def test_back_facing_large_triangle_and_facing_flag():
     points = [[-1, -1, -2.0], [1, -1, -2.0], [0, 1, -2.0], [-1, -1, -1.5], [0, 1, -1.5], [1, -1, -1.5]]
     frag, face_ref = _compare(_world_clip(points), [[0, 1, 2], [3, 4, 5]])  # CCW (front), then CW (back, nearer)

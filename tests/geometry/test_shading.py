@@ -4,34 +4,39 @@ import math
 
 import torch
 
-from ivid.geometry.raster import Fragments
+from ivid.geometry.raster import RowFragments
 from ivid.geometry.shading import (AggregationAccumulator, aggregation_weight, interpolate, sample_nearest,
-                                   simple_shade, window_to_linear)
+                                   simple_shade, texel_table, window_to_linear)
 
 
 def _fragments(face, bary, front, zbuf=None):
-    """1 frame of 1 x P pixels with given winning faces / barycentrics."""
-    face = torch.tensor(face).view(1, 1, -1)
-    bary = torch.tensor(bary, dtype=torch.float32).view(1, 1, -1, 3)
+    """A block of 1 row of P pixels with given winning faces / barycentrics (face -1 = empty)."""
+    face = torch.tensor(face).view(1, -1)
+    covered = face >= 0
     zbuf = torch.ones(face.shape) if zbuf is None else torch.tensor(zbuf).view(face.shape)
-    return Fragments(pix_to_face=face, bary=bary, zbuf=zbuf, front_facing=torch.tensor(front).view(face.shape))
+    return RowFragments(face=face.clamp_min(0), covered=covered, zbuf=zbuf,
+                        front=torch.tensor(front).view(face.shape) & covered,
+                        bary=torch.tensor(bary, dtype=torch.float32).view(-1, 3))
 
 
 def test_interpolate_is_barycentric_and_zero_when_empty():
     faces = torch.tensor([[0, 1, 2]])
-    values = torch.tensor([[1.0, 2.0, 4.0], [0.0, 1.0, 0.0]])  # (C=2, V=3)
-    frag = _fragments([0, -1], [[0.5, 0.25, 0.25], [0.0, 0.0, 0.0]], [True, False])  # Fragments: bary 0 if empty
-    out = interpolate(frag, faces, values)
-    assert out.shape == (2, 1, 1, 2)
-    assert torch.allclose(out[:, 0, 0, 0], torch.tensor([0.5 + 0.5 + 1.0, 0.25]))
-    assert (out[:, 0, 0, 1] == 0).all()
+    values = torch.tensor([[1.0, 2.0, 4.0], [0.0, 1.0, 0.0]]).T  # (V=3, C=2)
+    frag = _fragments([0, -1], [[0.5, 0.25, 0.25], [0.0, 0.0, 0.0]], [True, False])  # bary 0 if empty
+    out = interpolate(frag.face.reshape(-1), frag.bary, faces, values)
+    assert out.shape == (2, 2) and out.is_contiguous()
+    assert torch.allclose(out[:, 0], torch.tensor([0.5 + 0.5 + 1.0, 0.25]))
+    assert (out[:, 1] == 0).all()
 
 
 def test_sample_nearest_floor_and_clamp():
     texture = torch.arange(16, dtype=torch.float32).view(1, 4, 4, 1)
-    uv = torch.tensor([[0.0, 0.0], [0.2499, 0.25], [0.99, 0.74], [1.3, -0.2]]).T.reshape(2, 1, 1, 4)
-    out = sample_nearest(texture, torch.tensor([0]), uv)[0, 0, 0]
+    uv = torch.tensor([[0.0, 0.0], [0.2499, 0.25], [0.99, 0.74], [1.3, -0.2]]).T  # (2, P)
+    out = sample_nearest(texel_table(texture), (4, 4), torch.zeros(4, dtype=torch.int64), uv)[0]
     assert out.tolist() == [0.0, 4.0, 11.0, 3.0]  # (row, col): (0,0), (1,0), (2,3), clamped (0,3)
+    two = torch.cat([texture, texture + 100])  # the second texture starts at texel 16
+    second = sample_nearest(texel_table(two), (4, 4), torch.full((4,), 16), uv)[0]
+    assert second.tolist() == [100.0, 104.0, 111.0, 103.0]
 
 
 def test_simple_shade_edge_alpha_uses_interpolated_flag():
@@ -41,10 +46,11 @@ def test_simple_shade_edge_alpha_uses_interpolated_flag():
     is_edge = torch.tensor([1.0, 1.0, 0.0])  # two of three vertices flagged: interpolated < 0.999 inside
     frag = _fragments([0, 0, 0, -1], [[0.3, 0.3, 0.4], [0.4996, 0.4996, 0.0008], [0.3, 0.3, 0.4], [0, 0, 0]],
                       [True, True, False, False])
-    out = simple_shade(frag, faces, uv, is_edge, texture, torch.tensor([0]))
-    assert out["alpha"][0, 0].tolist() == [1.0, 0.0, 0.0, 0.0]  # front / edge > 0.999 / back / empty
-    assert (out["color"][0, 0, 2] == 0).all() and (out["color"][0, 0, 3] == 0).all()
-    assert torch.equal(out["color"][0, 0, 0], texture[0, 3, 2])  # uv = (0.34, 0.42) -> texel row 3, col 2
+    table = torch.cat([uv, is_edge.view(-1, 1)], 1)
+    color, alpha = simple_shade(frag, faces, table, texel_table(texture), (8, 8), torch.zeros(1, 1, dtype=torch.int64))
+    assert alpha[0].tolist() == [1.0, 0.0, 0.0, 0.0]  # front / edge > 0.999 / back / empty
+    assert (color[:, 0, 2] == 0).all() and (color[:, 0, 3] == 0).all()
+    assert torch.equal(color[:, 0, 0], texture[0, 3, 2])  # uv = (0.34, 0.42) -> texel row 3, col 2
 
 
 def test_aggregation_weight_rules():
@@ -65,11 +71,18 @@ def _fold(meshes):
     """Fold meshes given as per-pixel (weight, window depth, grey colour) lists, in order."""
     acc = AggregationAccumulator.zeros(1, 1, len(meshes[0]), torch.device("cpu"))
     for mesh in meshes:
-        weight = torch.tensor([w for w, _, _ in mesh], dtype=torch.float32).view(1, 1, -1)
-        zbuf = torch.tensor([z for _, z, _ in mesh], dtype=torch.float32).view(1, 1, -1)
-        color = torch.tensor([c for _, _, c in mesh], dtype=torch.float32).view(1, 1, 1, -1).expand(3, 1, 1, -1)
+        weight = torch.tensor([w for w, _, _ in mesh], dtype=torch.float32).view(1, -1)
+        zbuf = torch.tensor([z for _, z, _ in mesh], dtype=torch.float32).view(1, -1)
+        color = torch.tensor([c for _, _, c in mesh], dtype=torch.float32).view(1, 1, -1).expand(3, 1, -1)
         acc.fold(color, weight, zbuf)
     return acc
+
+
+def test_fold_rows_update_only_their_slice():
+    acc = AggregationAccumulator.zeros(2, 2, 3, torch.device("cpu"))  # (B * H, W) = (4, 3) rows
+    acc.fold(torch.ones(3, 2, 3), torch.ones(2, 3), torch.full((2, 3), 0.5), rows=slice(1, 3))
+    assert acc.count_depth.view(4, 3).sum(1).tolist() == [0, 3, 3, 0]
+    assert torch.equal(acc.depth_sum.view(4, 3)[1:3], torch.full((2, 3), 0.5))
 
 
 def test_fold_weights_fallbacks_and_counters():
