@@ -3,6 +3,7 @@
 Examples::
 
     python inference/render.py --scene_dir samples/imagenet128/viewset_3x9_steps_u1000_c50_guidance3.0/scenes
+    python inference/render.py --preset demo --scene_dir samples/demo/viewset_3x9_steps_u100_c20_guidance3.0
     python inference/render.py --scene_dir <run>/scenes --traj random          # one image per scene in results/
     python inference/render.py --scene_dir <run>/scenes --traj none --export ply   # coloured meshes in meshes/
 
@@ -17,11 +18,15 @@ import sys
 
 from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
 from ivid.sampling.export import PLY_MODES
+from ivid.sampling.presets import PRESETS
 
 _D = RenderRequest(scene_dir="")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)  # --preset first: it changes other defaults
+    pre.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    preset = pre.parse_known_args(argv)[0].preset
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--scene_dir", required=True, help="folder of scene .npz files (or a run folder with scenes/)")
@@ -32,11 +37,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--atol", type=float, default=_D.atol, help="depth discontinuity tolerance (absolute)")
     p.add_argument("--rtol", type=float, default=_D.rtol, help="depth discontinuity tolerance (on 1/depth)")
     p.add_argument("--erode_rgb", type=int, default=_D.erode_rgb, help="colour erosion radius near discontinuities")
+    p.add_argument("--video_size", type=int, default=_D.video_size,
+                   help="write square videos of this many pixels (bicubic resize, even); default: the scene's size")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="defaults that suit a sample.py --preset's models (shown by --preset NAME --help)")
     p.add_argument("--seed", type=int, default=_D.seed, help="seed of the random trajectory")
     p.add_argument("--export", default=None, choices=EXPORTS, help="also write meshes/<scene>.ply")
     p.add_argument("--ply_mode", default=_D.ply_mode, choices=PLY_MODES, help="PLY as triangle mesh or point cloud")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: a GPU when visible")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    if preset is not None:
+        p.set_defaults(**PRESETS[preset].render_defaults)
     return p.parse_args(argv)
 
 
@@ -44,7 +55,7 @@ def main(args: argparse.Namespace):
     request = RenderRequest(scene_dir=args.scene_dir, output_dir=args.output_dir, frames=args.frames,
                             traj=args.traj, atol=args.atol, rtol=args.rtol, erode_rgb=args.erode_rgb,
                             device=args.device, seed=args.seed, export=args.export, ply_mode=args.ply_mode,
-                            progress=not args.no_progress)
+                            video_size=args.video_size, progress=not args.no_progress)
     written = run_render(request)
     print(f"wrote {len(written)} file(s)" + (f", e.g. {written[0]}" if written else ""))
     return written

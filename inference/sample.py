@@ -4,7 +4,8 @@ Examples::
 
     python inference/sample.py                                  # released ImageNet-128 models, 3x9 views, seeds 0-8
     python inference/sample.py --viewset random --num_samples 10000 --output_dir samples/fid
-    python inference/sample.py --preset demo --viewset 360      # the small demo models of this project
+    python inference/sample.py --preset demo                    # the small demo models of this project (CPU: ~1 min)
+    python inference/sample.py --preset demo --viewset 360 --seeds 0
     python inference/sample.py --input_image photo.jpg --viewset 3x9   # image to 3D (depth from MiDaS)
     python inference/sample.py --viewset my_views.json          # JSON list of [yaw, pitch] or 4x4 modelviews
 
@@ -25,13 +26,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import Optional
 
 from ivid.sampling.run import PRESETS, SampleRequest, run_sampling
 
 _D = SampleRequest()
 
 
+def _preset_name(argv) -> Optional[str]:
+    """The ``--preset`` of ``argv`` (None when absent); parsed first, since it changes other defaults."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    return pre.parse_known_args(argv)[0].preset
+
+
 def parse_args(argv=None) -> argparse.Namespace:
+    preset = _preset_name(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_uncond", default=_D.config_uncond, help="config of G_u (unconditional RGBD)")
@@ -39,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ckpt_uncond", default=_D.ckpt_uncond, help="G_u weights (released files download when missing)")
     p.add_argument("--ckpt_cond", default=_D.ckpt_cond, help="G_c weights (released files download when missing)")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="use bundled models instead: demo = configs/demo_*.json + ckpts/demo/{uncond,cond}.pt")
+                   help="bundled models instead of the four model options, with defaults that suit them (shown "
+                        "by --preset NAME --help); " + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items()))
     p.add_argument("--output_dir", default=_D.output_dir, help="root folder; each run writes a subfolder named after its settings")
     p.add_argument("--seeds", default=_D.seeds, help="seeds, e.g. '0-8,12' (inclusive ranges)")
     p.add_argument("--num_samples", type=int, default=None, help="sample seeds 0..N-1, files named %%05d (overrides --seeds)")
@@ -67,6 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--midas_ckpt", default=_D.midas_ckpt, help="MiDaS dpt_beit_large_512 weights (image to 3D)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: every visible GPU, else CPU")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    if preset is not None:
+        p.set_defaults(**PRESETS[preset].sample_defaults)
     return p.parse_args(argv)
 
 

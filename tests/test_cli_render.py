@@ -89,6 +89,21 @@ def test_default_output_dir_is_the_run_folder(scene_dir):
         os.path.join("meshes", "a.ply"), os.path.join("meshes", "b.ply")]
 
 
+@pytest.mark.slow
+def test_preset_sets_tolerances_and_video_size(scene_dir, tmp_path):
+    from ivid.sampling.presets import PRESETS
+
+    defaults = PRESETS["demo"].render_defaults
+    args = cli.parse_args(["--preset", "demo", "--scene_dir", str(scene_dir), "--atol", "0.2"])
+    assert args.atol == 0.2 and (args.rtol, args.erode_rgb) == (defaults["rtol"], defaults["erode_rgb"])
+    args = cli.parse_args(["--preset", "demo", "--scene_dir", str(scene_dir), "--output_dir", str(tmp_path),
+                           "--frames", "2", "--video_size", "64", "--device", "cpu", "--no_progress"])
+    cli.main(args)
+    frames, _ = _read_video(tmp_path / "videos" / "b.mp4")
+    assert len(frames) == 2 and frames[0].shape == (64, 64, 3)
+    assert np.abs(frames[0][24:40, 24:40].reshape(-1, 3).mean(0) - [40, 40, 200]).max() < 20
+
+
 def test_errors(tmp_path, scene_dir):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="--scene_dir .*no scenes"):
@@ -99,5 +114,7 @@ def test_errors(tmp_path, scene_dir):
         cli.main(cli.parse_args(["--scene_dir", str(scene_dir), "--traj", "none"]))
     with pytest.raises(ValueError, match="--frames"):
         cli.main(cli.parse_args(["--scene_dir", str(scene_dir), "--frames", "0"]))
+    with pytest.raises(ValueError, match="--video_size 33"):
+        cli.main(cli.parse_args(["--scene_dir", str(scene_dir), "--video_size", "33"]))
     with pytest.raises(SystemExit):
         cli.parse_args(["--scene_dir", str(scene_dir), "--traj", "circle"])

@@ -172,13 +172,40 @@ def test_released_checkpoint_offline(models, tmp_path, monkeypatch):
         run(args, tmp_path, "--viewset", "uncond")
 
 
+def _tiny_preset(models, tmp_path, **defaults):
+    from ivid.sampling.presets import Preset
+
+    files = dict(zip(models[0::2], models[1::2]))
+    return Preset(files["--config_uncond"], files["--config_cond"], files["--ckpt_uncond"], files["--ckpt_cond"],
+                  sample_defaults={"output_dir": str(tmp_path / "preset_out"), **defaults})
+
+
 def test_missing_preset(tmp_path, monkeypatch):
     import ivid.sampling.run as sampling_run
+    from ivid.sampling.presets import Preset
 
-    monkeypatch.setitem(sampling_run.PRESETS, "demo", tuple(str(tmp_path / n) for n in
-                                                            ("u.json", "c.json", "u.pt", "c.pt")))
-    with pytest.raises(FileNotFoundError, match="--preset demo: missing"):
+    monkeypatch.setitem(sampling_run.PRESETS, "demo", Preset(*(str(tmp_path / n) for n in
+                                                               ("u.json", "c.json", "u.pt", "c.pt"))))
+    with pytest.raises(FileNotFoundError, match="--preset demo: missing .*u.json.*c.pt"):
         cli.main(cli.parse_args(["--preset", "demo", "--output_dir", str(tmp_path), "--device", "cpu"]))
+
+
+def test_preset_defaults_apply_unless_given(models, tmp_path, monkeypatch):
+    """--preset picks the models and the defaults that suit them; options given on the command line win."""
+    import ivid.sampling.run as sampling_run
+
+    preset = _tiny_preset(models, tmp_path, steps_uncond=2, steps_cond=1, atol=0.25, erode_rgb=0, seeds="5")
+    monkeypatch.setitem(sampling_run.PRESETS, "demo", preset)
+    args = cli.parse_args(["--preset", "demo", "--atol", "0.5", "--viewset", "uncond", "--device", "cpu"])
+    assert (args.steps_uncond, args.steps_cond, args.erode_rgb, args.seeds) == (2, 1, 0, "5")
+    assert args.atol == 0.5 and args.rtol == cli.SampleRequest().rtol
+    run_dir = cli.main(args)
+    assert run_dir == os.path.join(preset.sample_defaults["output_dir"], "viewset_uncond_steps_u2_c1_guidance3.0")
+    saved = json.load(open(os.path.join(run_dir, "args.json")))
+    assert saved["ckpt_uncond"] == preset.ckpt_uncond and saved["config_cond"] == preset.config_cond
+    assert _files(run_dir, "scenes") == ["class005_seed00005.npz"]
+    # without --preset the reference defaults stay
+    assert cli.parse_args([]).steps_uncond == 1000
 
 
 @pytest.mark.slow
@@ -205,21 +232,3 @@ def test_two_processes_split_the_samples(models, tmp_path, monkeypatch):
     for name in _files(single, "scenes"):
         a, b = (load_scene(os.path.join(d, "scenes", name))[0] for d in (single, double))
         assert np.abs(a["rgb"].astype(int) - b["rgb"].astype(int)).max() <= 1  # other batch mates, same sample
-
-
-def test_preset_finds_demo_checkpoints_by_kind(models, tmp_path, monkeypatch):
-    """--preset demo: exact names, or the single *uncond*.pt / *cond*.pt of the folder."""
-    import shutil
-
-    import ivid.sampling.run as sampling_run
-
-    demo = tmp_path / "demo"
-    demo.mkdir()
-    shutil.copy(models[5], demo / "demo_uncond_ema.pt")
-    shutil.copy(models[7], demo / "demo_cond_ema.pt")
-    monkeypatch.setitem(sampling_run.PRESETS, "demo", (models[1], models[3], str(demo / "uncond.pt"),
-                                                       str(demo / "cond.pt")))
-    run_dir = cli.main(cli.parse_args(["--preset", "demo", "--output_dir", str(tmp_path / "out"), *FAST,
-                                       "--viewset", "uncond", "--seeds", "0"]))
-    args = json.load(open(os.path.join(run_dir, "args.json")))
-    assert args["ckpt_uncond"].endswith("demo_uncond_ema.pt") and args["ckpt_cond"].endswith("demo_cond_ema.pt")

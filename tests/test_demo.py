@@ -15,6 +15,7 @@ from PIL import Image
 
 from ivid.config import load_config
 from ivid.geometry import viewset
+from ivid.sampling.presets import PRESETS
 from ivid.scene import load_scene
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -81,6 +82,11 @@ def test_run_demo_writes_grids_scenes_and_videos(tmp_path):
     assert result.returncode == 0, f"run_demo.sh failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     run_dir = tmp_path / "demo" / "viewset_3x9_steps_u2_c1_guidance3.0"
     assert f"demo written to {run_dir}" in result.stdout
+    args = json.loads((run_dir / "args.json").read_text())  # the preset's defaults, except what was given
+    for key, value in PRESETS["demo"].sample_defaults.items():
+        if key not in ("output_dir", "seeds", "steps_uncond", "steps_cond"):
+            assert args[key] == value, key
+    assert args["ckpt_cond"].endswith(os.path.join("ckpts", "demo", "cond.pt"))
 
     name = "class001_seed00001"  # classes 'mod': seed 1 -> class 1
     size = load_config(CONFIGS["uncond"])["backbone"]["args"]["image_size"]
@@ -95,9 +101,9 @@ def test_run_demo_writes_grids_scenes_and_videos(tmp_path):
         assert view["depth"].shape == (size, size) and np.all(view["depth"] > 0)
         np.testing.assert_allclose(view["modelview"], camera, atol=1e-9)
 
+    video_size = PRESETS["demo"].render_defaults["video_size"]
     for video in (f"{name}.mp4", f"{name}_depth.mp4"):
-        assert _frames(run_dir / "videos" / video) == ((size, size), frames)
-        assert _frames(run_dir / "videos_256" / video) == ((256, 256), frames)
+        assert _frames(run_dir / "videos" / video) == ((video_size, video_size), frames)
 
 
 # -- scripts/plot_training_log.py -------------------------------------------------------------

@@ -19,9 +19,9 @@ Logits for IS (TorchScript modes) are the 2048-d pool features times the
 code, torch-fidelity (``logits_unbiased``) and StyleGAN2-ADA
 (``no_output_bias=True``) do.
 
-Weights: ``inception-2015-12-05.pt`` is looked for where clean-fid keeps it (its
-folder, ``/tmp`` on Linux/macOS and ``./`` on Windows) and downloaded there on
-first use with clean-fid's downloader (into a temporary name, then renamed);
+Weights: ``inception-2015-12-05.pt`` is kept in the user's cache folder
+``~/.cache/ivid`` (not clean-fid's ``/tmp``, where anyone could plant a TorchScript file that runs when loaded) and downloaded
+there on first use with clean-fid's downloader (into a temporary name, then renamed);
 ``weights=PATH`` (``--inception_weights``) uses a local file instead. Offline,
 :class:`~ivid.metrics.errors.MetricsError` says which file is needed, its URL
 and where to put it.
@@ -30,7 +30,6 @@ and where to put it.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import tempfile
 import warnings
@@ -53,8 +52,8 @@ INCEPTION_SIZE = 299
 
 
 def default_weights_dir() -> str:
-    """The folder clean-fid downloads ``inception-2015-12-05.pt`` to (see ``cleanfid.features.feature_extractor``)."""
-    return "./" if platform.system() == "Windows" else "/tmp"
+    """Where ``inception-2015-12-05.pt`` is kept: ``~/.cache/ivid`` (``--inception_weights`` picks any file)."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "ivid")
 
 
 def resolve_inception_weights(path: Optional[str] = None, download: bool = True) -> str:

@@ -18,6 +18,7 @@ from .image_to_3d import disparity_to_code, photo_rgbd01
 from .multiview import MultiviewOptions, Timings, View, batch_conditions, sample_multiview, view_mesh
 from .outputs import OutputWriter, run_dir_name, scene_views
 from .plan import SampleJob, assign_classes, batched, parse_classes, plan_jobs, sample_name, split_jobs
+from .presets import PRESETS, Preset
 from .run import SampleRequest, run_sampling, sampling_devices
 from .viewsets import ViewsetChoice, grid_layout, parse_viewset, sample_cameras
 
@@ -27,7 +28,7 @@ __all__ = [
     "ViewsetChoice", "parse_viewset", "sample_cameras", "grid_layout",
     "OutputWriter", "run_dir_name", "scene_views",
     "photo_rgbd01", "disparity_to_code",
-    "SampleRequest", "run_sampling", "sampling_devices",
+    "Preset", "PRESETS", "SampleRequest", "run_sampling", "sampling_devices",
     "scene_meshes", "render_frames", "RenderRequest", "run_render", "find_scenes",
     "export_scene_ply", "scene_geometry", "write_ply",
 ]

@@ -50,6 +50,7 @@ class RenderRequest:
     seed: int = 0
     export: Optional[str] = None
     ply_mode: str = "mesh"
+    video_size: Optional[int] = None       # square videos of this many pixels (bicubic); None: the scene's size
     progress: bool = True
 
 
@@ -79,6 +80,8 @@ def _check(request: RenderRequest) -> None:
         raise ValueError(f"--ply_mode {request.ply_mode!r}: use one of {', '.join(PLY_MODES)}")
     if request.frames < 1:
         raise ValueError(f"--frames {request.frames}: must be >= 1")
+    if request.video_size is not None and (request.video_size < 2 or request.video_size % 2):
+        raise ValueError(f"--video_size {request.video_size}: must be an even number >= 2 (yuv420p video)")
     if request.traj == "none" and request.export is None:
         raise ValueError("--traj none renders nothing; add --export ply or pick a trajectory")
 
@@ -126,8 +129,9 @@ def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str
             depth_frames.append(depth)
             yield color
 
-    write_mp4(color_path, colors_only())
-    write_mp4(depth_path, depth_frames)
+    size = None if request.video_size is None else (request.video_size, request.video_size)
+    write_mp4(color_path, colors_only(), size=size)
+    write_mp4(depth_path, depth_frames, size=size)
     return written + [color_path, depth_path]
 
 

@@ -12,7 +12,6 @@ takes samples ``r, r + n, r + 2n, ...``).
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import pathlib
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ivid.utils.seeds import parse_seeds, sample_generators
 from .image_to_3d import DEFAULT_MIDAS_CKPT
 from .multiview import MultiviewOptions, sample_multiview
 from .outputs import OutputWriter, run_dir_name, write_run_info
+from .presets import PRESETS
 from .plan import SampleJob, batched, parse_classes, plan_jobs, split_jobs
 from .viewsets import ViewsetChoice, parse_viewset, sample_cameras
 
@@ -35,11 +35,8 @@ __all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "run_sampling", "sampling_de
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-#: ``--preset`` name -> (config_uncond, config_cond, ckpt_uncond, ckpt_cond), relative to the repo root
-PRESETS = {
-    "demo": ("configs/demo_uncond.json", "configs/demo_cond.json", "ckpts/demo/uncond.pt", "ckpts/demo/cond.pt"),
-}
 
+_MV = MultiviewOptions()
 UNCOND_FRAMEWORKS = ("GaussianDiffusion", "ClassifierFreeGuidance")
 COND_FRAMEWORKS = ("InpaintCFG",)
 
@@ -57,20 +54,21 @@ class SampleRequest:
     num_samples: Optional[int] = None
     classes: Optional[str] = None          # None: 'mod', or 'null' for image-to-3D
     viewset: str = "3x9"
-    steps_uncond: int = 1000
-    steps_cond: int = 50
-    guidance: float = 3.0
     batchsize: int = 10
-    fov: float = 45.0
-    near: float = 0.6
-    far: float = 5.0
-    atol: float = 0.03
-    rtol: float = 0.03
-    erode_rgb: int = 3
-    replace_rgb: float = 0.1
-    replace_depth: float = 0.2
-    constrain_depth: float = 0.5
-    eta: float = 0.0
+    # the sampler's settings, with the sampler's defaults (one source: MultiviewOptions)
+    steps_uncond: int = _MV.steps_uncond
+    steps_cond: int = _MV.steps_cond
+    guidance: float = _MV.guidance
+    fov: float = _MV.fov
+    near: float = _MV.near
+    far: float = _MV.far
+    atol: float = _MV.atol
+    rtol: float = _MV.rtol
+    erode_rgb: int = _MV.erode_rgb
+    replace_rgb: float = _MV.replace_rgb
+    replace_depth: float = _MV.replace_depth
+    constrain_depth: float = _MV.constrain_depth
+    eta: float = _MV.eta
     device: Optional[str] = None
     preset: Optional[str] = None
     input_image: Optional[str] = None
@@ -79,11 +77,9 @@ class SampleRequest:
     progress: bool = True
 
     def options(self) -> MultiviewOptions:
-        return MultiviewOptions(steps_uncond=self.steps_uncond, steps_cond=self.steps_cond, guidance=self.guidance,
-                                fov=self.fov, near=self.near, far=self.far, atol=self.atol, rtol=self.rtol,
-                                erode_rgb=self.erode_rgb, replace_rgb=self.replace_rgb,
-                                replace_depth=self.replace_depth, constrain_depth=self.constrain_depth,
-                                eta=self.eta)
+        """The sampler's settings of this request (every :class:`MultiviewOptions` field it has)."""
+        return MultiviewOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MultiviewOptions)
+                                   if hasattr(self, f.name)})
 
 
 @dataclass
@@ -107,31 +103,19 @@ def find_file(path: str) -> str:
     return str(candidate) if candidate.exists() else path
 
 
-def _preset_file(path: str) -> str:
-    """A preset file; a missing ``ckpts/demo/{uncond,cond}.pt`` falls back to the one ``*uncond*.pt`` /
-    ``*cond*.pt`` (without 'uncond') in that folder, whatever the trainer named it."""
-    found = find_file(path)
-    if os.path.isfile(found) or not found.endswith(".pt"):
-        return found
-    folder, kind = os.path.dirname(found), os.path.splitext(os.path.basename(found))[0]
-    names = sorted(glob.glob(os.path.join(folder, f"*{kind}*.pt")))
-    names = [n for n in names if kind == "uncond" or "uncond" not in os.path.basename(n)]
-    return names[0] if len(names) == 1 else found
-
-
 def _apply_preset(request: SampleRequest) -> SampleRequest:
     if request.preset is None:
         return request
     if request.preset not in PRESETS:
         raise ValueError(f"--preset {request.preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
-    files = [_preset_file(p) for p in PRESETS[request.preset]]
-    missing = [p for p in files if not os.path.isfile(p)]
+    files = {option: find_file(path) for option, path in PRESETS[request.preset].files.items()}
+    missing = [path for path in files.values() if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"--preset {request.preset}: missing {', '.join(missing)}. The demo models are "
-                                "trained by this project (see ckpts/README.md); train them or use the released "
-                                "checkpoints (the default, without --preset)")
-    return dataclasses.replace(request, config_uncond=files[0], config_cond=files[1], ckpt_uncond=files[2],
-                               ckpt_cond=files[3])
+                                "trained by this project (scripts/train_demo.sh, see ckpts/demo/README.md); "
+                                "restore them from git or use the released checkpoints (the default, without "
+                                "--preset)")
+    return dataclasses.replace(request, **files)
 
 
 def _read_config(path: str, option: str) -> Dict:

@@ -93,9 +93,13 @@ def _extends_signature(base_init: Callable, **extra: Any) -> Callable[[Callable]
 
 
 class _FinetuneMixin:
-    """``init_weights`` that loads ``finetune_ckpt`` with input-channel zero padding."""
+    """The ``finetune_ckpt`` argument, and ``init_weights`` that loads it with input-channel zero padding
+    (mixed in before :class:`BasicTrainer`, whose arguments ``__init__`` passes on)."""
 
-    finetune_ckpt: Optional[str]
+    @_extends_signature(BasicTrainer.__init__, finetune_ckpt=(Optional[str], None))
+    def __init__(self, *args: Any, finetune_ckpt: Optional[str] = None, **kwargs: Any):
+        self.finetune_ckpt = finetune_ckpt
+        super().__init__(*args, **kwargs)
 
     def init_weights(self) -> None:
         if not self.finetune_ckpt:
@@ -121,11 +125,6 @@ class InpaintTrainer(_FinetuneMixin, BasicTrainer):
     SAMPLE_KIND = "inpaint"
     _COND_KEYS = ("y", "mask", "mask_rgb")
 
-    @_extends_signature(BasicTrainer.__init__, finetune_ckpt=(Optional[str], None))
-    def __init__(self, *args: Any, finetune_ckpt: Optional[str] = None, **kwargs: Any):
-        self.finetune_ckpt = finetune_ckpt
-        super().__init__(*args, **kwargs)
-
     def loss_inputs(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         inputs = super().loss_inputs(batch)
         inputs.update({k: batch[k] for k in self._COND_KEYS if k in batch})
@@ -140,11 +139,6 @@ class SuperResTrainer(_FinetuneMixin, BasicTrainer):
     low-res RGBD ``y`` (N x 4 x h x w). Extra arg: ``finetune_ckpt``. Other args: :class:`BasicTrainer`."""
 
     SAMPLE_KIND = "superres"
-
-    @_extends_signature(BasicTrainer.__init__, finetune_ckpt=(Optional[str], None))
-    def __init__(self, *args: Any, finetune_ckpt: Optional[str] = None, **kwargs: Any):
-        self.finetune_ckpt = finetune_ckpt
-        super().__init__(*args, **kwargs)
 
     def loss_inputs(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         inputs = super().loss_inputs(batch)

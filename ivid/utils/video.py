@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Iterable, Union
+from typing import Iterable, Optional, Tuple, Union
 
 import numpy as np
 
@@ -29,7 +29,7 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 
 def write_mp4(path: Union[str, os.PathLike], frames: Iterable[np.ndarray], fps: float = DEFAULT_FPS,
-              quality: float = 8.0) -> int:
+              quality: float = 8.0, size: Optional[Tuple[int, int]] = None) -> int:
     """Encode ``frames`` as an H.264 mp4 at ``path``, atomically.
 
     Args:
@@ -38,21 +38,25 @@ def write_mp4(path: Union[str, os.PathLike], frames: Iterable[np.ndarray], fps: 
             same size. Odd sizes are edge-padded to even.
         fps: frames per second (30 as in the reference).
         quality: imageio-ffmpeg quality 0..10 (10 = best).
+        size: ``(height, width)`` of the video (even numbers); frames of another size are
+            resized by ffmpeg (bicubic). Default: the frames' own (padded) size.
 
     Returns:
         the number of frames written.
 
     Raises:
-        ValueError: no frames, or a frame that is not ``H x W x 3`` uint8 / changes size.
+        ValueError: no frames, or a frame that is not ``H x W x 3`` uint8 / changes size, or an odd ``size``.
     """
     import imageio_ffmpeg
 
     path = os.fspath(path)
+    if size is not None and (len(size) != 2 or any(int(n) < 2 or int(n) % 2 for n in size)):
+        raise ValueError(f"{path}: video size {size} must be two even numbers >= 2 (yuv420p)")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp.mp4", dir=folder)
     os.close(fd)
-    writer, count, size = None, 0, None
+    writer, count, frame_size = None, 0, None
     try:
         for frame in frames:
             frame = np.asarray(frame)
@@ -60,14 +64,17 @@ def write_mp4(path: Union[str, os.PathLike], frames: Iterable[np.ndarray], fps: 
                 raise ValueError(f"{path}: frames must be H x W x 3 uint8, got {frame.shape} {frame.dtype}")
             frame = np.ascontiguousarray(_even(frame))
             if writer is None:
-                size = frame.shape[:2]
-                writer = imageio_ffmpeg.write_frames(tmp, (size[1], size[0]), fps=fps, codec="libx264",
-                                                     pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-                                                     quality=quality, macro_block_size=1,
+                frame_size = frame.shape[:2]
+                scale = []
+                if size is not None and tuple(size) != frame_size:
+                    scale = ["-vf", f"scale={int(size[1])}:{int(size[0])}:flags=bicubic"]
+                writer = imageio_ffmpeg.write_frames(tmp, (frame_size[1], frame_size[0]), fps=fps,
+                                                     codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+                                                     quality=quality, macro_block_size=1, output_params=scale,
                                                      ffmpeg_log_level="error")
                 writer.send(None)  # start ffmpeg
-            elif frame.shape[:2] != size:
-                raise ValueError(f"{path}: frame {count} has size {frame.shape[:2]}, expected {size}")
+            elif frame.shape[:2] != frame_size:
+                raise ValueError(f"{path}: frame {count} has size {frame.shape[:2]}, expected {frame_size}")
             writer.send(frame)
             count += 1
         if writer is None:

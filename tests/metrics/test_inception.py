@@ -130,6 +130,11 @@ def test_first_use_downloads_with_clean_fid_into_its_folder(tmp_path, monkeypatc
     assert len(seen) == 1  # found, not fetched again
 
 
+def test_default_weights_dir_is_a_user_cache_not_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert inception.default_weights_dir() == str(tmp_path / "home" / ".cache" / "ivid")
+
+
 def test_bad_weights_paths_and_modes(tmp_path):
     with pytest.raises(MetricsError, match="no such file"):
         build_inception("legacy_tensorflow", str(tmp_path / "missing.pt"))

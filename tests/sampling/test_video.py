@@ -37,3 +37,18 @@ def test_errors_leave_no_file(tmp_path):
     with pytest.raises(ValueError, match="size"):
         write_mp4(tmp_path / "e.mp4", [np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)])
     assert os.listdir(tmp_path) == []
+
+
+def test_size_resizes_the_video(tmp_path):
+    """A left-dark / right-bright frame keeps its layout when scaled 4x (bicubic, by ffmpeg)."""
+    frame = np.zeros((16, 24, 3), np.uint8)
+    frame[:, 12:] = 220
+    assert write_mp4(tmp_path / "big.mp4", [frame] * 3, size=(64, 96)) == 3
+    reader = imageio.get_reader(str(tmp_path / "big.mp4"))
+    got = [f for f in reader]
+    reader.close()
+    assert len(got) == 3 and got[0].shape == (64, 96, 3)
+    assert got[0][:, :40].mean() < 15 and got[0][:, 56:].mean() > 205
+    with pytest.raises(ValueError, match="even"):
+        write_mp4(tmp_path / "bad.mp4", [frame], size=(63, 96))
+    assert sorted(os.listdir(tmp_path)) == ["big.mp4"]
