@@ -182,16 +182,18 @@ def dense_keys(table: DenseTable, start: int, end: int, shape: Tuple[int, int], 
     edges, depth = table.edges[:, start:end], table.depth[:, start:end]
     row_step = torch.arange(num_rows, device=device).view(-1, 1, 1)
     col_step = torch.arange(num_cols, device=device).view(1, -1, 1)
-    row_i32, col_i32 = row_step.to(torch.int32), col_step.to(torch.int32)
+    row_i32 = torch.arange(num_rows, device=device, dtype=torch.int32).view(-1, 1, 1)
+    col_i32 = torch.arange(num_cols, device=device, dtype=torch.int32).view(1, -1, 1)
     signs = None
     for k in range(3):
         value = (edges[3 * k] + edges[3 * k + 2] * row_i32) + edges[3 * k + 1] * col_i32  # (R, C, G)
         signs = value if signs is None else signs.bitwise_or_(value)
-    row_depth = depth[0] + depth[2] * row_step.to(torch.float64)  # (R, 1, G)
-    window = (row_depth + depth[1] * col_step.to(torch.float64)).clamp_(0, DEPTH_MAX)
-    key = window.to(torch.int64).bitwise_left_shift_(face_bits).bitwise_or_(table.face[start:end])
-    # negative int32 values sign-extend: their bits face_bits..62 are all set -> key >= empty_key
-    key.bitwise_or_(signs.to(torch.int64).bitwise_and_(empty_key))
+    row_depth = depth[0] + depth[2] * torch.arange(num_rows, device=device, dtype=torch.float64).view(-1, 1, 1)
+    window = (row_depth + depth[1] * torch.arange(num_cols, device=device, dtype=torch.float64).view(1, -1, 1))
+    window.clamp_(0, DEPTH_MAX)
+    # float64 -> int32 -> int64 (exact below 2**24) is several times faster on CPU than a direct conversion
+    key = window.to(torch.int32).to(torch.int64).bitwise_left_shift_(face_bits).bitwise_or_(table.face[start:end])
+    key.masked_fill_(signs < 0, empty_key)  # outside: never beats the cleared buffer
     pixel = table.base[start:end] + (row_step * width + col_step)
     return pixel.reshape(-1), key.reshape(-1)
 

@@ -27,9 +27,9 @@ from .shading import (PADDING_THRESHOLD, AggregationAccumulator, aggregation_sha
                       texel_table, window_to_linear)
 
 #: frame-pixels rasterised at once by the aggregation renderer (memory control)
-PIXEL_BUDGET = 1 << 20
-#: frame-pixels rasterised at once by the simple renderer (batches of warps): CPU (cache-bound), other devices
-SIMPLE_PIXEL_BUDGET = {"cpu": 1 << 20, "other": 1 << 23}
+PIXEL_BUDGET = 1 << 22
+#: frame-pixels rasterised at once by the simple renderer (batches of warps): CPU, other devices
+SIMPLE_PIXEL_BUDGET = {"cpu": 1 << 22, "other": 1 << 23}
 #: pixels shaded at once on CPU (intermediates stay in cache)
 BLOCK_PIXELS = 1 << 16
 
@@ -134,7 +134,7 @@ def simple_render(meshes: Sequence[MeshArrays], textures: torch.Tensor, matrices
         chunk = list(meshes[first:first + step])
         packed = _pack(chunk, matrices[first:first + step])
         raster = rasterize_keys(packed.clip, packed.faces, packed.face_frame, len(chunk), size)
-        faces = raster.faces(packed.faces)
+        faces = raster.faces(packed.faces).to(torch.int32)  # int32 gathers are faster (V < 2**31)
         table = torch.cat([_cat(chunk, "uv").to(torch.float32), _cat(chunk, "flags")[:, :1]], 1)
         for start, end in _row_blocks(0, len(chunk) * size, rows_per_block):
             fragments = resolve_rows(raster, start, end)
@@ -183,7 +183,7 @@ def aggregation_render(meshes: Sequence[Sequence[MeshArrays]], textures: Sequenc
         flags = _cat(frame_meshes, "flags")
         raster = rasterize_keys(packed.clip, packed.faces, packed.face_frame, len(frame_meshes), size,
                                 back_discard=(flags[:, 1], PADDING_THRESHOLD))
-        faces = raster.faces(packed.faces)
+        faces = raster.faces(packed.faces).to(torch.int32)  # int32 gathers are faster (V < 2**31)
         table = aggregation_table(_cat(frame_meshes, "position"), _cat(frame_meshes, "normal"),
                                   _cat(frame_meshes, "uv"), flags)
         centers = torch.stack([m.center for m in frame_meshes]).to(torch.float32)

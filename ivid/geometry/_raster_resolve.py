@@ -9,7 +9,7 @@ shaders call it block by block); :func:`resolve` decodes everything into
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -69,10 +69,18 @@ class RasterKeys:
     height: int
     width: int
     kept: Optional[torch.Tensor] = None
+    _cofactor_rows: Optional[torch.Tensor] = field(default=None, repr=False)
 
     def faces(self, faces: torch.Tensor) -> torch.Tensor:
         """The rows of ``faces`` (F, ...) that the keys' face ids index: ``faces[kept]``."""
         return faces if self.kept is None else faces.index_select(0, self.kept)
+
+    @property
+    def cofactor_rows(self) -> torch.Tensor:
+        """(F, 3, 3) float64 ``setup.cofactor`` face-major (edge, component): one row gather per pixel."""
+        if self._cofactor_rows is None:
+            self._cofactor_rows = torch.stack(self.setup.cofactor.unbind(0), dim=1).view(-1, 3, 3)
+        return self._cofactor_rows
 
 
 @dataclass
@@ -108,17 +116,20 @@ def resolve_rows(raster: RasterKeys, start: int, end: int) -> RowFragments:
     keys = raster.keys[start:end]
     covered = keys < EMPTY_KEY
     face = keys & FACE_MASK  # 0 where empty (EMPTY_KEY has no face bits)
-    zbuf = (keys >> FACE_BITS).to(torch.float32).div_(DEPTH_MAX)  # == float32(k / DEPTH_MAX) for all 24-bit k
+    # == float32(k / DEPTH_MAX) for all 24-bit k (converted via int32: faster on CPU, exact)
+    zbuf = (keys >> FACE_BITS).to(torch.int32).to(torch.float32).div_(DEPTH_MAX)
     device, width = keys.device, raster.width
     x = _pixel_ndc(width, device).view(1, -1)
     rows = torch.arange(start, end, device=device) % raster.height
     y = (1 - (2 * rows.to(torch.float64) + 1) / raster.height).view(-1, 1)
     bary = torch.empty(face.numel(), 3, dtype=torch.float32, device=device)
     step = max(1, RESOLVE_PIXELS * torch.get_num_threads() // width) if device.type == "cpu" else face.shape[0]
+    cofactor = raster.cofactor_rows
+    x = x.view(1, -1, 1)
     for first in range(0, face.shape[0], step):
         part = slice(first, first + step)
-        _barycentrics(raster.setup.cofactor, face[part], covered[part], x, y[part], bary[first * width:
-                                                                                            (first + step) * width])
+        _barycentrics(cofactor, face[part], covered[part], x, y[part].view(-1, 1, 1),
+                      bary[first * width:(first + step) * width])
     bary.nan_to_num_(0.0, 0.0, 0.0)
     front = raster.setup.front.index_select(0, face.view(-1)).view(face.shape) & covered
     return RowFragments(face=face, covered=covered, zbuf=zbuf, front=front, bary=bary)
@@ -126,17 +137,19 @@ def resolve_rows(raster: RasterKeys, start: int, end: int) -> RowFragments:
 
 def _barycentrics(cofactor: torch.Tensor, face: torch.Tensor, covered: torch.Tensor, x: torch.Tensor,
                   y: torch.Tensor, out: torch.Tensor) -> None:
-    """(R * W, 3) float32 ``out`` = normalised ``cofactor_i . (X, Y, 1)`` of the (R, W) ``face`` (0 / NaN if empty)."""
+    """(R * W, 3) float32 ``out`` = normalised ``cofactor_i . (X, Y, 1)`` of the (R, W) ``face`` (0 / NaN if empty).
+
+    ``cofactor`` is (F, 3, 3) face-major (one row gather per pixel instead of nine),
+    ``x`` (1, W, 1) and ``y`` (R, 1, 1) float64 NDC; every edge value is
+    ``(c_x X + c_y Y) + c_w`` rounded op by op (no fused multiply-add), as before.
+    """
     shape = face.shape
-    flat = face.reshape(-1)
-    e = []
-    for i in range(3):
-        c_x, c_y, c_w = (cofactor[3 * i + k].index_select(0, flat).view(shape) for k in range(3))
-        e.append(c_x.mul_(x).add_(c_y.mul_(y)).add_(c_w))
-    total = e[0] + e[1]
-    scale = torch.div(covered, total.add_(e[2]), out=total)
-    for i in range(3):
-        out[:, i] = e[i].mul_(scale).view(-1)
+    rows = cofactor.index_select(0, face.reshape(-1)).view(shape + (3, 3))  # (R, W, edge, component)
+    e = rows[..., 0] * x
+    e.add_(rows[..., 1] * y).add_(rows[..., 2])  # (R, W, 3)
+    total = e[..., 0] + e[..., 1]
+    scale = torch.div(covered, total.add_(e[..., 2]), out=total)
+    out.view(shape + (3,)).copy_(e.mul_(scale.unsqueeze(-1)))
 
 
 def resolve(raster: RasterKeys) -> Fragments:

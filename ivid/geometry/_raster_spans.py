@@ -93,7 +93,8 @@ def row_spans(table: torch.Tensor, lower: int, upper: int, row: torch.Tensor) ->
     """Inclusive column bounds of the covered samples of (face, row) items.
 
     Args:
-        table: (3 (lower + upper) + 2, G) float64 :func:`slot_table` rows of G faces.
+        table: (3 (lower + upper) + 2, G) float64 :func:`slot_table` rows of G faces
+            (more rows may follow).
         lower, upper: slot counts.
         row: (..., G) int64 rows (broadcast against the faces).
 
@@ -101,7 +102,7 @@ def row_spans(table: torch.Tensor, lower: int, upper: int, row: torch.Tensor) ->
         ``(lo, hi)`` (..., G) int64 (empty span when lo > hi).
     """
     r = row.to(table.dtype)
-    lo, hi = table[-2], table[-1]
+    lo, hi = table[3 * (lower + upper)], table[3 * (lower + upper) + 1]
     for slot in range(lower + upper):
         num, a, b = table[3 * slot], table[3 * slot + 1], table[3 * slot + 2]
         bound = torch.addcmul(num, b, r, value=-1.0).div_(a)

@@ -54,8 +54,11 @@ from ._raster_spans import UNBOUNDED, expand_rows, expand_spans, fold_flat_half_
 
 #: rough upper bound of candidate samples handled at once (memory control)
 FRAGMENT_BUDGET = 1 << 21
-#: candidate samples of the dense path evaluated at once
+#: the same on CPU: smaller chunks stay in cache and reuse their allocations (much faster)
+CPU_FRAGMENT_BUDGET = 1 << 19
+#: candidate samples of the dense path evaluated at once (CPU: smaller, cache-sized)
 DENSE_BUDGET = 1 << 18
+CPU_DENSE_BUDGET = 1 << 17
 
 __all__ = ["Fragments", "RasterKeys", "RowFragments", "rasterize", "rasterize_keys", "resolve", "resolve_rows",
            "to_clip", "DEPTH_MAX", "EMPTY_KEY", "FACE_BITS", "FACE_MASK"]
@@ -200,22 +203,28 @@ def _chunks(cost: torch.Tensor, budget: int):
     return bounds
 
 
-def _span_keys(group: _Group, start: int, end: int, setup: FaceSetup, frame: torch.Tensor,
+def _span_keys(group: _Group, start: int, end: int, table: torch.Tensor, frame: torch.Tensor,
                height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(pixel, key) of the covered samples of faces ``start:end`` of a span group."""
+    """(pixel, key) of the covered samples of faces ``start:end`` of a span group.
+
+    ``table`` (T + 3, G) float64: ``group.table`` followed by the faces' depth24 rows
+    (kc, kr, k0), gathered together per (face, row) item.
+    """
     local, row = expand_rows(group.rows[start:end])
-    lo, hi = row_spans(take_columns(group.table[:, start:end], local), group.lower, group.upper, row)
+    rows = take_columns(table[:, start:end], local)
+    lo, hi = row_spans(rows, group.lower, group.upper, row)
     item, col = expand_spans(lo, hi)
     # per-row quantities, then per-sample gathers
     row_face = group.face[start:end].index_select(0, local)
-    kc, kr, k0 = take_columns(setup.depth24, row_face)
+    depth_at = 3 * (group.lower + group.upper) + 2
+    kc, kr, k0 = rows[depth_at:depth_at + 3]
     row_depth = torch.addcmul(k0, kr, row.to(torch.float64))
     row_base = (frame.index_select(0, row_face) * height + row) * width
     face = row_face.index_select(0, item)
     depth = torch.addcmul(row_depth.index_select(0, item), kc.index_select(0, item), col.to(torch.float64))
     invalid = (depth < 0) | (depth > DEPTH_MAX)
-    key = (torch.round_(depth.clamp_(0, DEPTH_MAX)).to(torch.int64) << FACE_BITS) | face
-    key |= invalid.to(torch.int64) * EMPTY_KEY
+    key = (torch.round_(depth.clamp_(0, DEPTH_MAX)).to(torch.int32).to(torch.int64) << FACE_BITS) | face
+    key.masked_fill_(invalid, EMPTY_KEY)  # never beats the cleared buffer
     return row_base.index_select(0, item) + col, key
 
 
@@ -266,11 +275,12 @@ class _Pass:
         corners = take_columns(self.faces_t, ids)
         split = split_faces(fixed32, corners, self.special.index_select(0, ids), self.height, self.width)
         if split.order.numel():
+            dense_budget = CPU_DENSE_BUDGET if ids.device.type == "cpu" else DENSE_BUDGET
             face = ids.index_select(0, split.order)
             table = dense_table(split, face, take_columns(self.setup.depth24, face), self.frame.index_select(0, face),
                                 self.height, self.width)
             for shape, first, last in split.classes:
-                for start, end in class_chunks(last - first, shape, min(self.budget, DENSE_BUDGET)):
+                for start, end in class_chunks(last - first, shape, min(self.budget, dense_budget)):
                     self.z_test(*dense_keys(table, first + start, first + end, shape, self.width, FACE_BITS,
                                             EMPTY_KEY))
         # the rest: large faces, faces leaving the image, and 'special' ones (need the discard half-plane)
@@ -300,8 +310,9 @@ class _Pass:
         for group in groups:
             if group is None:
                 continue
+            table = torch.cat([group.table, take_columns(self.setup.depth24, group.face)])
             for start, end in _chunks(group.cost, self.budget):
-                self.z_test(*_span_keys(group, start, end, self.setup, self.frame, self.height, self.width))
+                self.z_test(*_span_keys(group, start, end, table, self.frame, self.height, self.width))
 
 
 def _visible_faces(fixed32: torch.Tensor, ok: torch.Tensor, faces_t: torch.Tensor, height: int,
@@ -361,8 +372,9 @@ def rasterize_keys(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Te
     # slack after the last frame: rejected dense candidates may point there (with empty keys)
     size = num_frames * height * width
     keys = torch.full((size + MAX_SIDE * (width + 1),), EMPTY_KEY, dtype=torch.int64, device=device)
-    budget = FRAGMENT_BUDGET if fragment_budget is None else fragment_budget
-    state = _Pass(setup, faces_t, frame, special, back_discard, keys, height, width, budget)
+    if fragment_budget is None:
+        fragment_budget = CPU_FRAGMENT_BUDGET if device.type == "cpu" else FRAGMENT_BUDGET
+    state = _Pass(setup, faces_t, frame, special, back_discard, keys, height, width, fragment_budget)
     ids = torch.nonzero(regular).squeeze(1)
     if ids.numel():
         state.draw_spans(state.draw_fixed(ids, fixed, fixed32))
@@ -390,7 +402,8 @@ def rasterize(clip: torch.Tensor, faces: torch.Tensor, face_frame: torch.Tensor,
             whose perspective-interpolated value exceeds ``threshold`` is discarded
             (writes no depth).
         fragment_budget: about how many candidate samples are processed at once (default
-            ``FRAGMENT_BUDGET``).
+            ``CPU_FRAGMENT_BUDGET`` on CPU, else ``FRAGMENT_BUDGET``; the result does not
+            depend on it).
 
     Returns:
         :class:`Fragments` with (num_frames, H, W) maps.

@@ -58,7 +58,7 @@ def interpolate(face: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, val
     Args:
         face: (P,) int64 winning face per pixel (any valid index where empty).
         bary: (P, 3) float32 barycentrics (0 where empty).
-        faces: (nF, 3) int64 vertex indices of the faces.
+        faces: (nF, 3) int64 or int32 vertex indices of the faces.
         values: (V, C) float32 per-vertex values.
 
     Returns:
@@ -70,14 +70,14 @@ def interpolate(face: torch.Tensor, bary: torch.Tensor, faces: torch.Tensor, val
 
 
 def channels_first(rows: torch.Tensor) -> torch.Tensor:
-    """(P, C) -> contiguous (C, P), exactly.
+    """(P, C) -> contiguous (C, P), exactly (a copy).
 
-    On CPU ``eye(C) @ rows.T`` (a GEMM reading the transposed operand) is about twice as
-    fast as a transposing copy and exact for finite values (one product by 1 per output).
+    On CPU stacking the C strided columns is about three times as fast as a
+    transposing copy (or an ``eye(C) @ rows.T`` GEMM) for the few channels here.
     """
-    if rows.device.type != "cpu" or not rows.dtype.is_floating_point:
+    if rows.device.type != "cpu":
         return rows.T.contiguous()
-    return torch.mm(torch.eye(rows.shape[1], dtype=rows.dtype, device=rows.device), rows.T)
+    return torch.stack(rows.unbind(1))
 
 
 def sample_nearest(texels: torch.Tensor, texture_size: Tuple[int, int], base: torch.Tensor,
@@ -95,9 +95,9 @@ def sample_nearest(texels: torch.Tensor, texture_size: Tuple[int, int], base: to
         (C,) + uv.shape[1:] texel values (float32).
     """
     height, width = texture_size
-    # clamping first makes truncation equal to floor (the values are >= 0 then)
-    col = (uv[0] * width).clamp_(0, width - 1).to(torch.int64)
-    row = (uv[1] * height).clamp_(0, height - 1).to(torch.int64)
+    # clamping first makes truncation equal to floor (the values are >= 0 then); via int32: faster on CPU
+    col = (uv[0] * width).clamp_(0, width - 1).to(torch.int32).to(torch.int64)
+    row = (uv[1] * height).clamp_(0, height - 1).to(torch.int32).to(torch.int64)
     index = (base + row * width + col).reshape(-1)
     return take_columns(texels, index).reshape((texels.shape[0],) + tuple(uv.shape[1:]))
 
@@ -112,7 +112,7 @@ def simple_shade(fragments: RowFragments, faces: torch.Tensor, table: torch.Tens
     """The warp shader on a block of R rows of W pixels.
 
     Args:
-        fragments: the block's decoded fragments; faces: (nF, 3) int64 face vertices.
+        fragments: the block's decoded fragments; faces: (nF, 3) int64 or int32 face vertices.
         table: (V, 3) float32 vertex (u, v, is_edge).
         texels, texture_size: see :func:`sample_nearest`; texel_base: (R, 1) int64
             first texel of each row's texture.
@@ -150,11 +150,10 @@ def aggregation_weight(position: torch.Tensor, normal: torch.Tensor, flags: torc
     norm = _squared_norm(view).sqrt_().mul_(_squared_norm(normal).sqrt_())
     cosine = dot.div_(norm).nan_to_num_(0.0).clamp_(0, 1)
     weight = torch.acos(cosine).mul_(-ANGLE_SHARPNESS).clamp_min_(MIN_LOG_WEIGHT).exp_().clamp_min_(MIN_ANGLE_WEIGHT)
-    # exact 0/1 blends (faster than where on CPU): eroded -> w * 1e-8; padding / edge -> 1e-16
-    eroded = (flags[2] >= ERODED_THRESHOLD).to(weight.dtype)
-    weight.mul_(torch.rsub(eroded, 1).add_(eroded, alpha=ERODED_FACTOR))
-    fallback = ((flags[1] > PADDING_THRESHOLD) | (flags[0] > EDGE_THRESHOLD)).to(weight.dtype)
-    weight.mul_(torch.rsub(fallback, 1)).add_(fallback, alpha=FALLBACK_WEIGHT)
+    # eroded -> w * float32(1e-8); padding / edge -> float32(1e-16) (w is finite and > 0 here)
+    weight = torch.where(flags[2] >= ERODED_THRESHOLD, weight * ERODED_FACTOR, weight)
+    fallback = (flags[1] > PADDING_THRESHOLD) | (flags[0] > EDGE_THRESHOLD)
+    weight.masked_fill_(fallback, FALLBACK_WEIGHT)
     if fallback_out is not None:
         fallback_out.copy_(fallback)
     return weight.clamp_min_(FALLBACK_WEIGHT)
@@ -173,7 +172,7 @@ def aggregation_shade(fragments: RowFragments, faces: torch.Tensor, table: torch
 
     Args:
         fragments: the block's decoded fragments (back-facing padding fragments already
-            discarded by the rasteriser); faces: (nF, 3) int64 face vertices.
+            discarded by the rasteriser); faces: (nF, 3) int64 or int32 face vertices.
         table: (V, 11) float32 vertex attributes: world position (3), world normal (3),
             uv (2), 0/1 flags (is_edge, is_padding, is_eroded) (3); see
             :func:`aggregation_table`.
