@@ -18,15 +18,13 @@ import sys
 
 from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
 from ivid.sampling.export import PLY_MODES
-from ivid.sampling.presets import PRESETS
+from ivid.sampling.presets import PRESETS, preset_in_argv
 
 _D = RenderRequest(scene_dir="")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    pre = argparse.ArgumentParser(add_help=False)  # --preset first: it changes other defaults
-    pre.add_argument("--preset", default=None, choices=sorted(PRESETS))
-    preset = pre.parse_known_args(argv)[0].preset
+    preset = preset_in_argv(argv)  # first: it changes the defaults of other options
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--scene_dir", required=True, help="folder of scene .npz files (or a run folder with scenes/)")

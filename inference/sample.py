@@ -26,22 +26,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Optional
 
-from ivid.sampling.run import PRESETS, SampleRequest, run_sampling
+from ivid.sampling.presets import PRESETS, preset_in_argv
+from ivid.sampling.run import SampleRequest, run_sampling
 
 _D = SampleRequest()
 
 
-def _preset_name(argv) -> Optional[str]:
-    """The ``--preset`` of ``argv`` (None when absent); parsed first, since it changes other defaults."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=None, choices=sorted(PRESETS))
-    return pre.parse_known_args(argv)[0].preset
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = _preset_name(argv)
+    preset = preset_in_argv(argv)  # first: it changes the defaults of other options
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config_uncond", default=_D.config_uncond, help="config of G_u (unconditional RGBD)")

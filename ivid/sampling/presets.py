@@ -8,10 +8,11 @@ apply the defaults only to options the user did not give, so ``--preset demo
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional, Sequence
 
-__all__ = ["Preset", "PRESETS"]
+__all__ = ["Preset", "PRESETS", "preset_in_argv"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,14 @@ PRESETS: Dict[str, Preset] = {
         about="32x32 toy-scene models trained by this project (configs/demo_*.json, ckpts/demo/)",
     ),
 }
+
+
+def preset_in_argv(argv: Optional[Sequence[str]] = None) -> Optional[str]:
+    """The ``--preset`` given in ``argv`` (default ``sys.argv[1:]``), None when absent.
+
+    A CLI reads it before building its full parser, because the preset changes the
+    defaults of the other options; an unknown name exits with argparse's usual error.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    return parser.parse_known_args(argv)[0].preset

@@ -36,14 +36,14 @@ __all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "run_sampling", "sampling_de
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-_MV = MultiviewOptions()
 UNCOND_FRAMEWORKS = ("GaussianDiffusion", "ClassifierFreeGuidance")
 COND_FRAMEWORKS = ("InpaintCFG",)
 
 
-@dataclass
-class SampleRequest:
-    """Options of one sampling run (names and defaults of ``inference/sample.py``)."""
+@dataclass(frozen=True)
+class SampleRequest(MultiviewOptions):
+    """Options of one sampling run (names and defaults of ``inference/sample.py``): the sampler's
+    settings, inherited from :class:`MultiviewOptions` with its defaults, plus files, seeds and outputs."""
 
     config_uncond: str = "configs/rgbd_imagenet_adm_128_large_cfg.json"
     config_cond: str = "configs/rgbd_imagenet_adm_128_large_cond.json"
@@ -55,20 +55,6 @@ class SampleRequest:
     classes: Optional[str] = None          # None: 'mod', or 'null' for image-to-3D
     viewset: str = "3x9"
     batchsize: int = 10
-    # the sampler's settings, with the sampler's defaults (one source: MultiviewOptions)
-    steps_uncond: int = _MV.steps_uncond
-    steps_cond: int = _MV.steps_cond
-    guidance: float = _MV.guidance
-    fov: float = _MV.fov
-    near: float = _MV.near
-    far: float = _MV.far
-    atol: float = _MV.atol
-    rtol: float = _MV.rtol
-    erode_rgb: int = _MV.erode_rgb
-    replace_rgb: float = _MV.replace_rgb
-    replace_depth: float = _MV.replace_depth
-    constrain_depth: float = _MV.constrain_depth
-    eta: float = _MV.eta
     device: Optional[str] = None
     preset: Optional[str] = None
     input_image: Optional[str] = None
@@ -77,9 +63,8 @@ class SampleRequest:
     progress: bool = True
 
     def options(self) -> MultiviewOptions:
-        """The sampler's settings of this request (every :class:`MultiviewOptions` field it has)."""
-        return MultiviewOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MultiviewOptions)
-                                   if hasattr(self, f.name)})
+        """The sampler's settings of this request, as a plain :class:`MultiviewOptions`."""
+        return MultiviewOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MultiviewOptions)})
 
 
 @dataclass
