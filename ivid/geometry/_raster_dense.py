@@ -16,7 +16,7 @@ from typing import Iterator, List, Tuple
 
 import torch
 
-from ._raster_setup import DEPTH_MAX, SUBPIXEL_ONE
+from ._raster_setup import DEPTH_MAX, SUBPIXEL_ONE, snapped_sample_bbox
 
 #: candidate grid sides (rows and columns are bucketed separately)
 BUCKETS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16)
@@ -118,10 +118,7 @@ def split_faces(fixed: torch.Tensor, corners: torch.Tensor, flagged: torch.Tenso
     xs = [fixed[0].index_select(0, corners[k]) for k in range(3)]
     ys = [fixed[1].index_select(0, corners[k]) for k in range(3)]
     one = SUBPIXEL_ONE
-    first_c = (torch.minimum(torch.minimum(xs[0], xs[1]), xs[2]) + (one - 1)) >> 8
-    last_c = torch.maximum(torch.maximum(xs[0], xs[1]), xs[2]) >> 8
-    first_r = (torch.minimum(torch.minimum(ys[0], ys[1]), ys[2]) + (one - 1)) >> 8
-    last_r = torch.maximum(torch.maximum(ys[0], ys[1]), ys[2]) >> 8
+    first_c, last_c, first_r, last_r = snapped_sample_bbox(xs, ys)
     cols, rows = last_c - first_c + 1, last_r - first_r + 1
     visible = (last_c >= 0) & (first_c < width) & (last_r >= 0) & (first_r < height) & (cols > 0) & (rows > 0)
     inside = (first_c >= 0) & (last_c < width) & (first_r >= 0) & (last_r < height)

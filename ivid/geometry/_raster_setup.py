@@ -9,7 +9,7 @@ whose rows are contiguous per-face quantities (much faster on CPU than (F, K)).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 
@@ -138,6 +138,28 @@ class FixedTriangles:
                                                   self.rows, self.cols, self.nonzero, self.samples)))
 
 
+def snapped_sample_bbox(xs: Sequence[torch.Tensor],
+                        ys: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unclamped sample bbox of snapped triangles.
+
+    Args:
+        xs, ys: the three vertices' snapped columns / rows (pixel index * 256), each
+            (G,) int32 or int64.
+
+    Returns:
+        ``(first_c, last_c, first_r, last_r)`` (G,) in the inputs' dtype: the samples
+        ``first <= index <= last`` (none when first > last; may lie outside the image).
+    """
+    one = SUBPIXEL_ONE
+    lo_x = torch.minimum(torch.minimum(xs[0], xs[1]), xs[2])
+    hi_x = torch.maximum(torch.maximum(xs[0], xs[1]), xs[2])
+    lo_y = torch.minimum(torch.minimum(ys[0], ys[1]), ys[2])
+    hi_y = torch.maximum(torch.maximum(ys[0], ys[1]), ys[2])
+    # arithmetic shifts = floor division
+    return ((lo_x + one - 1) >> SUBPIXEL_BITS, hi_x >> SUBPIXEL_BITS,
+            (lo_y + one - 1) >> SUBPIXEL_BITS, hi_y >> SUBPIXEL_BITS)
+
+
 def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> FixedTriangles:
     """Edge functions and bounding boxes of snapped triangles.
 
@@ -157,13 +179,7 @@ def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, wid
     edge_c = -(edge_a * xs + edge_b * ys)
     # fill rule in image coordinates: left (A > 0) and image-bottom (A == 0, B < 0) edges are inclusive
     exclusive = ~((edge_a > 0) | ((edge_a == 0) & (edge_b < 0)))
-    lo_x = torch.minimum(torch.minimum(x0, x1), x2)
-    hi_x = torch.maximum(torch.maximum(x0, x1), x2)
-    lo_y = torch.minimum(torch.minimum(y0, y1), y2)
-    hi_y = torch.maximum(torch.maximum(y0, y1), y2)
-    one = SUBPIXEL_ONE
-    first_c, last_c = (lo_x + one - 1) >> 8, hi_x >> 8  # arithmetic shifts = floor division
-    first_r, last_r = (lo_y + one - 1) >> 8, hi_y >> 8
+    first_c, last_c, first_r, last_r = snapped_sample_bbox((x0, x1, x2), (y0, y1, y2))
     bbox = torch.stack([first_c.clamp_min(0), last_c.clamp_max(width - 1),
                         first_r.clamp_min(0), last_r.clamp_max(height - 1)])
     rows, cols = last_r - first_r + 1, last_c - first_c + 1

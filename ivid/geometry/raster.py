@@ -49,7 +49,7 @@ from ._raster_dense import MAX_SIDE, class_chunks, dense_keys, dense_table, spli
 from ._raster_resolve import (EMPTY_KEY, FACE_BITS, FACE_MASK, Fragments, RasterKeys, RowFragments, resolve,
                               resolve_rows)
 from ._raster_setup import (DEPTH_MAX, SUBPIXEL_ONE, FaceSetup, clipped_bbox, fixed_triangles, setup_faces,
-                            take_columns, vertex_window)
+                            snapped_sample_bbox, take_columns, vertex_window)
 from ._raster_spans import UNBOUNDED, expand_rows, expand_spans, fold_flat_half_planes, row_spans, slot_table
 
 #: rough upper bound of candidate samples handled at once (memory control)
@@ -149,6 +149,11 @@ def _keep_plane(setup: FaceSetup, faces_t: torch.Tensor, back_discard, face: tor
     trivial = ~special.unsqueeze(1)
     return (torch.where(trivial, torch.full_like(num, -UNBOUNDED), num), torch.where(trivial, 1.0, a),
             torch.where(trivial, 0.0, b))
+
+
+def _append_planes(planes: Tuple[torch.Tensor, ...], extra: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+    """(num, a, b) half-planes (G, K) and (G, K') side by side: (G, K + K')."""
+    return tuple(torch.cat([p, q], dim=1) for p, q in zip(planes, extra))
 
 
 def _kept_rows(corners: torch.Tensor, plane: Tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -262,13 +267,16 @@ class _Pass:
         """Depth test 'less' with face-order ties: keep the smallest key per pixel."""
         self.keys.scatter_reduce_(0, pixel, key, reduce="amin")
 
+    def keep_plane(self, face: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(num, a, b), each (G, 1): the back-discard half-plane of ``face`` (discarding must be on)."""
+        return _keep_plane(self.setup, self.faces_t, self.back_discard, face, self.special.index_select(0, face),
+                           self.height, self.width)
+
     def with_keep(self, face: torch.Tensor, planes: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
         """Append the back-discard half-plane to (G, K) half-planes when discarding is on."""
         if self.back_discard is None:
             return planes
-        extra = _keep_plane(self.setup, self.faces_t, self.back_discard, face, self.special.index_select(0, face),
-                            self.height, self.width)
-        return tuple(torch.cat([p, q], dim=1) for p, q in zip(planes, extra))
+        return _append_planes(planes, self.keep_plane(face))
 
     def draw_fixed(self, ids: torch.Tensor, fixed: torch.Tensor, fixed32: torch.Tensor) -> List[Optional[_Group]]:
         """Faces on the fixed-point path: small ones on dense grids now; returns the span groups of the rest."""
@@ -296,12 +304,11 @@ class _Pass:
         flagged = torch.nonzero(special).squeeze(1)
         if flagged.numel():  # back faces partly discarded: add the keep half-plane, and narrow their rows to it
             big, face = big.subset(flagged), face.index_select(0, flagged)
-            keep = _keep_plane(self.setup, self.faces_t, self.back_discard, face, special.index_select(0, flagged),
-                               self.height, self.width)
+            keep = self.keep_plane(face)
             face_corners = take_columns(self.faces_t, face)
             corner_xy = torch.stack([take_columns(fixed, face_corners[k]) for k in range(3)], 1)
             rows = _kept_rows(corner_xy.to(torch.float64) / SUBPIXEL_ONE, keep)
-            planes = tuple(torch.cat([p, q], dim=1) for p, q in zip(_integer_half_planes(big), keep))
+            planes = _append_planes(_integer_half_planes(big), keep)
             groups.append(_span_group(face, big.bbox, planes, big.samples, rows))
         return groups
 
@@ -325,10 +332,7 @@ def _visible_faces(fixed32: torch.Tensor, ok: torch.Tensor, faces_t: torch.Tenso
     """
     xs = [fixed32[0].index_select(0, faces_t[k]) for k in range(3)]
     ys = [fixed32[1].index_select(0, faces_t[k]) for k in range(3)]
-    first_c = (torch.minimum(torch.minimum(xs[0], xs[1]), xs[2]) + (SUBPIXEL_ONE - 1)) >> 8
-    last_c = torch.maximum(torch.maximum(xs[0], xs[1]), xs[2]) >> 8
-    first_r = (torch.minimum(torch.minimum(ys[0], ys[1]), ys[2]) + (SUBPIXEL_ONE - 1)) >> 8
-    last_r = torch.maximum(torch.maximum(ys[0], ys[1]), ys[2]) >> 8
+    first_c, last_c, first_r, last_r = snapped_sample_bbox(xs, ys)
     visible = ((first_c <= last_c) & (first_r <= last_r) & (last_c >= 0) & (first_c < width) & (last_r >= 0)
                & (first_r < height))
     all_ok = ok.index_select(0, faces_t[0]) & ok.index_select(0, faces_t[1]) & ok.index_select(0, faces_t[2])
