@@ -67,13 +67,14 @@ def draw_noise(shape: Tuple[int, ...], max_std: float, generator: torch.Generato
     return torch.randn(shape, generator=generator, dtype=torch.float32) * sigma
 
 
-def draw_camera(generator: torch.Generator) -> Tuple[float, float, float, Tuple[float, float, float]]:
+def draw_camera(generator: torch.Generator, angle_std: float = CAMERA_ANGLE_STD
+                ) -> Tuple[float, float, float, Tuple[float, float, float]]:
     """Random nearby camera: ``(theta, phi, radius, center)``.
 
-    ``theta, phi ~ N(0, 0.15)`` (radians, yaw and pitch), ``radius = 1 + N(0, 0.1)``,
-    ``center ~ N(0, 0.05)^3`` (world units), drawn in this order.
+    ``theta, phi ~ N(0, angle_std)`` (radians, yaw and pitch; 0.15 as released),
+    ``radius = 1 + N(0, 0.1)``, ``center ~ N(0, 0.05)^3`` (world units), drawn in this order.
     """
-    theta, phi = (float(v) * CAMERA_ANGLE_STD for v in _normal(generator, 2))
+    theta, phi = (float(v) * angle_std for v in _normal(generator, 2))
     radius = 1.0 + CAMERA_RADIUS_STD * float(_normal(generator)[0])
     center = tuple(float(v) * CAMERA_CENTER_STD for v in _normal(generator, 3))
     return theta, phi, radius, center
@@ -106,9 +107,15 @@ def draw_blur_sigma(generator: torch.Generator) -> float:
     return _uniform(generator) + BLUR_SIGMA_MIN
 
 
-def draw_erode_size(generator: torch.Generator) -> int:
-    """Side of the erosion square for ``mask_rgb``: ``2 * randint(0..4) + 1`` in {1, 3, 5, 7, 9}."""
-    return 2 * int(torch.randint(0, len(ERODE_SIZES), (), generator=generator)) + 1
+def draw_erode_size(generator: torch.Generator, max_size: int = ERODE_SIZES[-1]) -> int:
+    """Side of the erosion square for ``mask_rgb``: ``2 * randint(0..max_size // 2) + 1``.
+
+    With the released ``max_size`` 9 the sides are {1, 3, 5, 7, 9}; a smaller odd
+    ``max_size`` suits small images (9 pixels of a 32-pixel image is most of it).
+    """
+    if max_size < 1 or max_size % 2 == 0:
+        raise ValueError(f"erode_rgb_max: must be an odd integer >= 1, got {max_size!r}")
+    return 2 * int(torch.randint(0, max_size // 2 + 1, (), generator=generator)) + 1
 
 
 def gaussian_blur3(x: torch.Tensor, sigma: Union[float, Sequence[float], torch.Tensor]) -> torch.Tensor:

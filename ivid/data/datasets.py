@@ -38,7 +38,7 @@ from .augment import check_augments, draw_blur_sigma, gaussian_blur3
 from .failures import FAILURES_KEY, format_failures
 from .index import load_or_build_index
 from .preprocess import DEPTH_MODES, DataFileError, load_rgbd01, normalize_rgbd, unnormalize_rgbd
-from .warp_pairs import build_warp_batch, build_warp_pair, draw_warp, sample_generator
+from .warp_pairs import WarpSettings, build_warp_batch, build_warp_pair, draw_warp, sample_generator
 
 #: default number of failed loads in a row before giving up
 MAX_CONSECUTIVE_FAILURES = 50
@@ -163,14 +163,24 @@ class _WarpDataset(_RGBDDataset):
     def __init__(self, data_dir: str, image_size: int, normalize: bool = True, normalize_depth: bool = True,
                  preprocess_depth: str = "z_buffer", near: float = 0.5, far: float = 100.0,
                  augments: Sequence[str] = (), warp_on_device: bool = False,
-                 seed: int = 0, max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> None:
+                 seed: int = 0, max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
+                 std: float = 0.15, warp_atol: float = 0.02, warp_rtol: float = 0.02,
+                 erode_rgb_max: int = 9) -> None:
         """
         Args (besides :class:`_RGBDDataset`'s):
             augments: subset of ``prewarp_noise``, ``postwarp_noise``, ``blur``, ``erode_rgb``.
             warp_on_device: return only ``x_0`` (+ ``classes``) and ``seed``; the trainer
                 builds the conditions with :meth:`build_warp_batch` on its device.
+            std: spread (radians) of the random camera's yaw and pitch (0.15 as released).
+            warp_atol, warp_rtol: depth-edge tolerances of the warp (0.02 as released, for
+                128 px; small images need larger ones, see :mod:`ivid.data.warp_pairs`).
+            erode_rgb_max: largest ``erode_rgb`` square side (odd; 9 as released).
         """
         self.augments = check_augments(augments)
+        try:
+            self.warp_settings = WarpSettings(float(std), float(warp_atol), float(warp_rtol), erode_rgb_max)
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__}: {e}") from None
         self.warp_on_device = bool(warp_on_device)
         super().__init__(data_dir, image_size, normalize, normalize_depth, preprocess_depth, near, far,
                          seed, max_consecutive_failures)
@@ -179,9 +189,9 @@ class _WarpDataset(_RGBDDataset):
         seed = self.sample_seed(index)
         if self.warp_on_device:
             return {"x_0": x_0, SEED_KEY: seed}
-        draw = draw_warp(sample_generator(seed), self.image_size, self.augments)
+        draw = draw_warp(sample_generator(seed), self.image_size, self.augments, self.warp_settings)
         x01 = unnormalize_rgbd(x_0, self.normalize, self.normalize_depth)  # exactly as build_warp_batch
-        pair = build_warp_pair(x01, draw, self.near, self.far, self.preprocess_depth)
+        pair = build_warp_pair(x01, draw, self.near, self.far, self.preprocess_depth, self.warp_settings)
         y = normalize_rgbd(pair["y01"], self.normalize, self.normalize_depth)
         return {"x_0": x_0, "y": y, "mask": pair["mask"], "mask_rgb": pair["mask_rgb"], "pose": pair["pose"]}
 
@@ -200,7 +210,8 @@ class _WarpDataset(_RGBDDataset):
             raise KeyError(f"{type(self).__name__}.build_warp_batch: the batch has no {SEED_KEY!r}; "
                            "build the dataset with warp_on_device=True")
         out = build_warp_batch(batch["x_0"], batch[SEED_KEY], self.augments, self.near, self.far,
-                               self.preprocess_depth, self.normalize, self.normalize_depth, device)
+                               self.preprocess_depth, self.normalize, self.normalize_depth, device,
+                               self.warp_settings)
         device = out["x_0"].device
         rest = {k: (v.to(device) if isinstance(v, torch.Tensor) else v)
                 for k, v in batch.items() if k not in out and k != SEED_KEY}

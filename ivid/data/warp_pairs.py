@@ -15,14 +15,20 @@ so with the same seeds they give the same pairs (up to renderer float noise):
 Pipeline on the [0, 1] RGBD ``x01`` (4 x H x W):
 
 1. ``prewarp_noise``: ``rgbd = x01 + N(0, 0.005 U)``;
-2. random camera (theta, phi ~ N(0, 0.15), r = 1 + N(0, 0.1), center ~ N(0, 0.05)^3);
-3. ``forward_backward_warp`` (ssaa 3, padding = image_size, atol = rtol = 0.02) ->
-   colour, depth code, mask (already masked);
+2. random camera (theta, phi ~ N(0, std), r = 1 + N(0, 0.1), center ~ N(0, 0.05)^3);
+3. ``forward_backward_warp`` (ssaa 3, padding = image_size, depth-edge tolerances
+   atol, rtol) -> colour, depth code, mask (already masked);
 4. ``postwarp_noise``: ``y += N(0, 0.03 U)``;
 5. ``blur``: with p = 0.8, ``y_rgb = blur3x3(x01_rgb, sigma = U + 1e-3)`` (clean x01);
-6. ``erode_rgb``: ``mask_rgb = erode(mask, k x k)``, k in {1,3,5,7,9}; ``y_rgb *= mask_rgb``
+6. ``erode_rgb``: ``mask_rgb = erode(mask, k x k)``, k in {1, 3, ..., erode_max}; ``y_rgb *= mask_rgb``
    (without it ``mask_rgb = mask``);
 7. ``y *= mask``; then to [-1, 1] as the dataset normalises (masked pixels -> -1).
+
+``std``, ``atol``/``rtol`` and ``erode_max`` are :class:`WarpSettings`; the defaults are
+the released values (0.15, 0.02, 9), chosen for 128-pixel images. At 32 pixels one
+pixel spans about four times the depth change, so 0.02 cuts most of a scene into
+"discontinuities" and leaves the model almost nothing to condition on
+(docs/evaluation.md, "Condition usage"); the demo config uses 0.1 and 3.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import numpy as np
 import torch
 
 from .augment import (
+    CAMERA_ANGLE_STD,
+    ERODE_SIZES,
     POSTWARP_NOISE_MAX_STD,
     PREWARP_NOISE_MAX_STD,
     camera_modelview,
@@ -47,11 +55,33 @@ from .augment import (
 )
 from .preprocess import normalize_rgbd, unnormalize_rgbd
 
-#: renderer settings of the training warp (SPEC section 7)
+#: renderer settings of the training warp (docs/conventions.md)
 WARP_SSAA = 3
 WARP_ATOL = 0.02
 WARP_RTOL = 0.02
 WARP_FOV = 45.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WarpSettings:
+    """The tunable constants of a warped training condition (defaults: the released values).
+
+    Attributes:
+        std: standard deviation of the random camera's yaw and pitch (radians).
+        atol, rtol: depth-edge tolerances of the backward mesh and the mask (depth code units).
+        erode_max: largest side of the ``erode_rgb`` square (odd, pixels).
+    """
+
+    std: float = CAMERA_ANGLE_STD
+    atol: float = WARP_ATOL
+    rtol: float = WARP_RTOL
+    erode_max: int = ERODE_SIZES[-1]
+
+    def __post_init__(self) -> None:
+        if not (self.std >= 0 and self.atol > 0 and self.rtol > 0):
+            raise ValueError(f"warp settings: need std >= 0 and atol, rtol > 0, got {self}")
+        if not isinstance(self.erode_max, int) or self.erode_max < 1 or self.erode_max % 2 == 0:
+            raise ValueError(f"erode_rgb_max: must be an odd integer >= 1, got {self.erode_max!r}")
 
 
 @dataclasses.dataclass
@@ -87,25 +117,27 @@ def sample_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def draw_warp(generator: torch.Generator, image_size: int, augments: Sequence[str]) -> WarpDraw:
+def draw_warp(generator: torch.Generator, image_size: int, augments: Sequence[str],
+              settings: WarpSettings = WarpSettings()) -> WarpDraw:
     """Draw one sample's random quantities, in a fixed order (enabled augments only)."""
     augments = check_augments(augments)
     shape = (4, image_size, image_size)
     prewarp = draw_noise(shape, PREWARP_NOISE_MAX_STD, generator) if "prewarp_noise" in augments else None
-    theta, phi, radius, center = draw_camera(generator)
+    theta, phi, radius, center = draw_camera(generator, settings.std)
     postwarp = draw_noise(shape, POSTWARP_NOISE_MAX_STD, generator) if "postwarp_noise" in augments else None
     use_blur, blur_sigma = draw_blur(generator) if "blur" in augments else (False, 0.0)
-    erode_size = draw_erode_size(generator) if "erode_rgb" in augments else 1
+    erode_size = draw_erode_size(generator, settings.erode_max) if "erode_rgb" in augments else 1
     return WarpDraw(prewarp, theta, phi, radius, center, postwarp, use_blur, blur_sigma, erode_size)
 
 
-def _warp(rgbd01: torch.Tensor, modelview: torch.Tensor, near: float, far: float, mode: str):
+def _warp(rgbd01: torch.Tensor, modelview: torch.Tensor, near: float, far: float, mode: str,
+          settings: WarpSettings):
     """forward_backward_warp on (..., H, W, 4) -> (color, z, mask) as (..., C, H, W) float32."""
-    from ivid.geometry import forward_backward_warp  # the renderer (GEOMETRY-2)
+    from ivid.geometry import forward_backward_warp  # the renderer
 
     size = rgbd01.shape[-2]
     out = forward_backward_warp(rgbd01, modelview, padding=size, fov=WARP_FOV, near=near, far=far,
-                                mode=mode, atol=WARP_ATOL, rtol=WARP_RTOL, ssaa=WARP_SSAA)
+                                mode=mode, atol=settings.atol, rtol=settings.rtol, ssaa=WARP_SSAA)
     return tuple(torch.as_tensor(out[k]).to(device=rgbd01.device, dtype=torch.float32).movedim(-1, -3)
                  for k in ("color", "depth", "mask"))
 
@@ -134,13 +166,14 @@ def _pose(draws: Sequence[WarpDraw], device) -> torch.Tensor:
 
 
 def build_warp_pair(x01: torch.Tensor, draw: WarpDraw, near: float = 0.5, far: float = 100.0,
-                    mode: str = "z_buffer") -> Dict[str, torch.Tensor]:
+                    mode: str = "z_buffer", settings: WarpSettings = WarpSettings()) -> Dict[str, torch.Tensor]:
     """One warped condition (CPU or any device; unbatched renderer call).
 
     Args:
         x01: (4, H, W) float32 RGBD in [0, 1] (depth channel = depth code of ``mode``).
         draw: the sample's random quantities (:func:`draw_warp`).
         near, far, mode: depth encoding of the depth channel.
+        settings: depth-edge tolerances (the draw already holds the camera and erosion).
 
     Returns:
         dict with ``y01`` (4, H, W) in [0, 1] (+ noise; 0 where masked), ``mask`` and
@@ -148,7 +181,7 @@ def build_warp_pair(x01: torch.Tensor, draw: WarpDraw, near: float = 0.5, far: f
     """
     rgbd = x01 if draw.prewarp_noise is None else x01 + draw.prewarp_noise.to(x01.device)
     modelview = torch.from_numpy(draw.modelview).to(x01.device)
-    color, z01, mask = _warp(rgbd.permute(1, 2, 0).contiguous(), modelview, near, far, mode)
+    color, z01, mask = _warp(rgbd.permute(1, 2, 0).contiguous(), modelview, near, far, mode, settings)
     y01, mask, mask_rgb = _finish(x01[None], color[None], z01[None], mask[None], [draw])
     return {"y01": y01[0], "mask": mask[0], "mask_rgb": mask_rgb[0], "pose": _pose([draw], x01.device)[0]}
 
@@ -156,7 +189,8 @@ def build_warp_pair(x01: torch.Tensor, draw: WarpDraw, near: float = 0.5, far: f
 def build_warp_batch(x_0: torch.Tensor, seeds: Sequence[int], augments: Sequence[str] = (),
                      near: float = 0.5, far: float = 100.0, mode: str = "z_buffer",
                      normalize: bool = True, normalize_depth: bool = True,
-                     device: Optional[torch.device] = None) -> Dict[str, torch.Tensor]:
+                     device: Optional[torch.device] = None,
+                     settings: WarpSettings = WarpSettings()) -> Dict[str, torch.Tensor]:
     """Warped conditions for a whole batch on ``device`` (one batched renderer call).
 
     Gives the same pairs as the ``*Warp`` datasets' worker path for the same
@@ -167,6 +201,7 @@ def build_warp_batch(x_0: torch.Tensor, seeds: Sequence[int], augments: Sequence
         seeds: B per-sample seeds (list or int64 tensor).
         augments, near, far, mode, normalize, normalize_depth: the dataset's options.
         device: where to build (default: ``x_0``'s device).
+        settings: camera spread, depth-edge tolerances and erosion (:class:`WarpSettings`).
 
     Returns:
         dict with ``x_0`` (B, 4, H, W) on ``device``, ``y`` (B, 4, H, W) normalised like
@@ -178,14 +213,14 @@ def build_warp_batch(x_0: torch.Tensor, seeds: Sequence[int], augments: Sequence
     seeds = [int(s) for s in (seeds.tolist() if isinstance(seeds, torch.Tensor) else seeds)]
     if len(seeds) != x_0.shape[0]:
         raise ValueError(f"build_warp_batch: {len(seeds)} seeds for a batch of {x_0.shape[0]}")
-    draws = [draw_warp(sample_generator(s), x_0.shape[-1], augments) for s in seeds]
+    draws = [draw_warp(sample_generator(s), x_0.shape[-1], augments, settings) for s in seeds]
     x01 = unnormalize_rgbd(x_0, normalize, normalize_depth)
     rgbd = x01.clone()
     for i, draw in enumerate(draws):
         if draw.prewarp_noise is not None:
             rgbd[i] += draw.prewarp_noise.to(device)
     modelviews = torch.from_numpy(np.stack([d.modelview for d in draws])).to(device)
-    color, z01, mask = _warp(rgbd.permute(0, 2, 3, 1).contiguous(), modelviews, near, far, mode)
+    color, z01, mask = _warp(rgbd.permute(0, 2, 3, 1).contiguous(), modelviews, near, far, mode, settings)
     y01, mask, mask_rgb = _finish(x01, color, z01, mask, draws)
     y = normalize_rgbd(y01, normalize, normalize_depth)
     return {"x_0": x_0, "y": y, "mask": mask, "mask_rgb": mask_rgb, "pose": _pose(draws, device)}

@@ -341,11 +341,16 @@ class BasicTrainer(TrainerStateMixin):
             "param_checksums": dist.check_params_in_sync(self.mp.master_params, f"parameters at step {self.step}"),
         }
         if dist.is_main():
+            record.update(self.extra_log_fields())
             self.log.write(record)
             if self.failures.count:
                 dist.print0(self.failures.summary())
         self.failures.reset()
         return record
+
+    def extra_log_fields(self) -> Dict[str, Any]:
+        """More fields of rank 0's log line (variants add diagnostics; none here)."""
+        return {}
 
     # -- run directory -----------------------------------------------------------------------
     def write_run_files(self) -> None:

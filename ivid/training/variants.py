@@ -15,10 +15,12 @@ import os
 import typing
 from typing import Any, Callable, Dict, Mapping, Optional
 
+import numpy as np
 import torch
 
 from . import distributed as dist
 from .checkpoint import load_file, state_dict_to_params, strip_prefixes, unwrap
+from .condition_usage import condition_usage
 from .trainer import BasicTrainer
 
 __all__ = ["InpaintTrainer", "SuperResTrainer", "pad_input_channels", "first_conv_key"]
@@ -62,6 +64,11 @@ def pad_input_channels(loaded: Mapping[str, torch.Tensor], model_state: Mapping[
     out = collections.OrderedDict(loaded)
     out[key] = padded
     return out
+
+
+def _probe_seed(seed: int, step: int) -> int:
+    """Seed of the condition-usage probe at ``step`` (independent of the training noise)."""
+    return int(np.random.SeedSequence([int(seed), int(step), 23]).generate_state(1, np.uint32)[0])
 
 
 def _resolve_path(path: str) -> str:
@@ -120,10 +127,46 @@ class InpaintTrainer(_FinetuneMixin, BasicTrainer):
     with a dataset built with ``warp_on_device: true`` they are made on the
     training device right before the step. Extra arg: ``finetune_ckpt`` (path or
     released file name, or null). Other args: :class:`BasicTrainer`.
+
+    Every log line of rank 0 also carries ``condition_usage`` (see
+    :mod:`.condition_usage`): the loss of the step's batch with its true vs shuffled
+    conditions, their relative gap, and the fraction of known pixels. Once
+    ``CONDITION_CHECK_AFTER`` steps (or a tenth of ``max_steps``, if more) have passed,
+    a gap below ``CONDITION_GAP_WARN`` on average over the last ``CONDITION_GAP_WINDOW``
+    log lines prints a warning and logs ``condition_warning``: the model is not
+    learning to use its condition.
     """
 
     SAMPLE_KIND = "inpaint"
     _COND_KEYS = ("y", "mask", "mask_rgb")
+    CONDITION_CHECK_AFTER = 1000
+    CONDITION_GAP_WARN = 0.05
+    CONDITION_GAP_WINDOW = 5
+
+    def run_step(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        self._last_batch = batch
+        return super().run_step(batch)
+
+    def extra_log_fields(self) -> Dict[str, Any]:
+        batch = getattr(self, "_last_batch", None)
+        if batch is None or "mask" not in batch:
+            return {}
+        usage = condition_usage(self.framework, batch, seed=_probe_seed(self.seed, self.step),
+                                autocast=self.mp.autocast())
+        if not usage:
+            return {}
+        fields: Dict[str, Any] = {"condition_usage": usage}
+        gaps = getattr(self, "_recent_gaps", [])
+        self._recent_gaps = (gaps + [usage["gap"]])[-self.CONDITION_GAP_WINDOW:]
+        mean_gap = sum(self._recent_gaps) / len(self._recent_gaps)
+        if self.step >= max(self.CONDITION_CHECK_AFTER, self.max_steps // 10) and mean_gap < self.CONDITION_GAP_WARN:
+            message = (f"warning: step {self.step}: the model hardly uses its condition (loss gap true vs "
+                       f"shuffled condition {mean_gap:.3f} < {self.CONDITION_GAP_WARN}; known depth pixels "
+                       f"{usage['known_depth']:.0%}); check the dataset's warp_atol/warp_rtol for this image "
+                       f"size (docs/evaluation.md, 'Condition usage during training')")
+            dist.print0(message)
+            fields["condition_warning"] = message
+        return fields
 
     def loss_inputs(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         inputs = super().loss_inputs(batch)

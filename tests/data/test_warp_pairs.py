@@ -151,3 +151,48 @@ def test_build_warp_batch_needs_seeds(toy_imagenet):
     ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE)
     with pytest.raises(KeyError, match="warp_on_device=True"):
         ds.build_warp_batch({"x_0": torch.zeros(1, 4, TOY_SIZE, TOY_SIZE)})
+
+
+# -- WarpSettings: the tunable constants (camera spread, depth-edge tolerances, erosion) -------------
+def test_default_settings_are_the_released_values():
+    from ivid.data.warp_pairs import WarpSettings
+
+    assert WarpSettings() == WarpSettings(std=0.15, atol=0.02, rtol=0.02, erode_max=9)
+
+
+def test_settings_change_the_draws_as_documented():
+    from ivid.data.warp_pairs import WarpSettings
+
+    wide = [draw_warp(sample_generator(s), 8, RELEASED_AUGMENTS, WarpSettings(std=0.6)) for s in range(400)]
+    base = [draw_warp(sample_generator(s), 8, RELEASED_AUGMENTS) for s in range(400)]
+    # the same normal draws scaled by the spread: theta is exactly 4x
+    assert all(abs(w.theta - 4 * b.theta) < 1e-12 and abs(w.phi - 4 * b.phi) < 1e-12 for w, b in zip(wide, base))
+    small = [draw_warp(sample_generator(s), 8, RELEASED_AUGMENTS, WarpSettings(erode_max=3)).erode_size
+             for s in range(400)]
+    assert set(small) == {1, 3}
+    assert {b.erode_size for b in base} == {1, 3, 5, 7, 9}
+
+
+@pytest.mark.parametrize("bad", [dict(std=-0.1), dict(atol=0.0), dict(erode_max=4), dict(erode_max=0)])
+def test_settings_reject_bad_values(bad):
+    from ivid.data.warp_pairs import WarpSettings
+
+    with pytest.raises(ValueError):
+        WarpSettings(**bad)
+
+
+def test_larger_tolerances_keep_more_pixels(toy_imagenet):
+    """Depth-edge tolerances only remove pixels: a looser one keeps a superset of the stricter mask."""
+    def masks(atol):
+        ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=RELEASED_AUGMENTS,
+                          warp_atol=atol, warp_rtol=atol)
+        return torch.stack([ds[i]["mask"] for i in range(4)])
+
+    strict, loose = masks(0.02), masks(0.2)
+    assert bool((loose >= strict).all())
+    assert float(loose.mean()) > float(strict.mean())
+
+
+def test_dataset_rejects_bad_erode_max_naming_it(toy_imagenet):
+    with pytest.raises(ValueError, match="erode_rgb_max"):
+        ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, erode_rgb_max=4)

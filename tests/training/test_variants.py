@@ -1,6 +1,7 @@
 """InpaintTrainer / SuperResTrainer: finetune_ckpt zero-pads the input channels; conditional steps run."""
 
 import collections
+import json
 
 import pytest
 import torch
@@ -89,3 +90,37 @@ def test_inpaint_trainer_steps_on_warp_pairs(toy_data, tmp_path, helpers, warp_o
     assert inputs["y"].shape == (2, 4, 32, 32) and inputs["mask"].shape == (2, 1, 32, 32)
     trainer.run()
     assert (tmp_path / "samples" / "step0000002.png").is_file()
+    # every log line carries the condition-usage probe (true vs shuffled conditions, known pixels)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    usage = [r["condition_usage"] for r in records if "step" in r and "loss" in r]
+    assert len(usage) == 2
+    for u in usage:
+        assert set(u) == {"loss_true", "loss_shuffled", "gap", "known_depth", "known_rgb"}
+        assert 0.0 <= u["known_rgb"] <= u["known_depth"] <= 1.0
+        assert u["gap"] == pytest.approx(1 - u["loss_true"] / u["loss_shuffled"])
+
+
+def test_inpaint_trainer_warns_when_the_condition_is_ignored(capsys):
+    """The warning rule on a stub: a gap below the threshold after the check step warns and is logged."""
+    from ivid.training import InpaintTrainer
+    from ivid.training import variants
+
+    stub = InpaintTrainer.__new__(InpaintTrainer)
+    stub.seed, stub.max_steps, stub.step = 0, 100, 5000
+    stub._last_batch = {"mask": None}
+    stub.mp = type("MP", (), {"autocast": lambda self: None})()
+    stub.framework = None
+    fake = {"loss_true": 1.0, "loss_shuffled": 1.01, "gap": 0.0099, "known_depth": 0.2, "known_rgb": 0.1}
+    original = variants.condition_usage
+    variants.condition_usage = lambda *a, **k: dict(fake)
+    try:
+        fields = stub.extra_log_fields()
+        assert "condition_warning" in fields and "warp_atol" in fields["condition_warning"]
+        assert "hardly uses its condition" in capsys.readouterr().out
+        stub.step, stub._recent_gaps = 10, []  # before the check step: no warning
+        assert "condition_warning" not in stub.extra_log_fields()
+        fake["gap"] = 0.5  # a used condition: no warning
+        stub.step, stub._recent_gaps = 5000, []
+        assert "condition_warning" not in stub.extra_log_fields()
+    finally:
+        variants.condition_usage = original
