@@ -1,9 +1,13 @@
-"""Plot training-loss curves from one or more run logs (``<run>/log.jsonl``) into a PNG.
+"""Plot training-loss curves (or another logged value) from run logs (``<run>/log.jsonl``) into a PNG.
 
 Example::
 
     python scripts/plot_training_log.py --log runs/demo_uncond/log.jsonl runs/demo_cond/log.jsonl \\
         --label "G_u" "G_c" --output ckpts/demo/loss_curves.png
+    python scripts/plot_training_log.py --log runs/demo_cond --key condition_usage.gap --linear_y \\
+        --title "G_c condition usage" --output ckpts/demo/condition_gap.png
+
+``--key`` picks the plotted value by its dotted path in the log line (default ``loss``).
 
 Reads the trainer's JSON lines (``ivid.training``: one object per ``i_log`` steps
 with ``step`` and ``loss`` = mean loss over the steps since the previous line;
@@ -32,12 +36,23 @@ from ivid.utils.images import save_png
 COLORS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14))
 
 
-def read_log(path: str) -> Tuple[np.ndarray, np.ndarray]:
-    """``(steps int64 (K,), losses float64 (K,))`` of the loss lines of a ``log.jsonl``, in step order.
+def _lookup(record: dict, key: str):
+    """``record["a"]["b"]`` for ``key`` ``"a.b"``; None where a part is missing."""
+    value = record
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def read_log(path: str, key: str = "loss") -> Tuple[np.ndarray, np.ndarray]:
+    """``(steps int64 (K,), values float64 (K,))`` of the lines of a ``log.jsonl`` that hold ``key``
+    (a dotted path, e.g. ``condition_usage.gap``), in step order.
 
     Raises:
         FileNotFoundError: the file is missing.
-        ValueError: a line is not JSON, or the file holds no loss line.
+        ValueError: a line is not JSON, or the file holds no line with ``key``.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--log {path}: file not found")
@@ -50,13 +65,14 @@ def read_log(path: str) -> Tuple[np.ndarray, np.ndarray]:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"--log {path}: line {number} is not JSON ({err})") from err
-            if "loss" not in record or "step" not in record:
+            value = _lookup(record, key)
+            if value is None or "step" not in record:
                 continue
             step = int(record["step"])
             records = [r for r in records if r[0] < step]  # a resumed run supersedes later lines
-            records.append((step, float(record["loss"])))
+            records.append((step, float(value)))
     if not records:
-        raise ValueError(f"--log {path}: no line with 'step' and 'loss'")
+        raise ValueError(f"--log {path}: no line with 'step' and {key!r}")
     steps, losses = zip(*records)
     return np.asarray(steps, np.int64), np.asarray(losses, np.float64)
 
@@ -118,7 +134,8 @@ class _Axes:
         return bottom - (v - lo) / max(hi - lo, 1e-12) * (bottom - top)
 
 
-def _draw_frame(draw: ImageDraw.ImageDraw, axes: _Axes, y_lo: float, y_hi: float, font, title: str) -> None:
+def _draw_frame(draw: ImageDraw.ImageDraw, axes: _Axes, y_lo: float, y_hi: float, font, title: str,
+                y_name: str = "loss") -> None:
     left, top, right, bottom = axes.box
     grid, ink = (225, 225, 225), (40, 40, 40)
     for tick in nice_ticks(*axes.x_range):
@@ -131,13 +148,14 @@ def _draw_frame(draw: ImageDraw.ImageDraw, axes: _Axes, y_lo: float, y_hi: float
         draw.text((left - 6, py), _label(tick), fill=ink, font=font, anchor="rm")
     draw.rectangle([left, top, right, bottom], outline=ink)
     draw.text(((left + right) / 2, bottom + 26), "step", fill=ink, font=font, anchor="mt")
-    draw.text((left, top - 8), "loss" + (" (log scale)" if axes.log_y else ""), fill=ink, font=font, anchor="ld")
+    draw.text((left, top - 8), y_name + (" (log scale)" if axes.log_y else ""), fill=ink, font=font, anchor="ld")
     draw.text(((left + right) / 2, 8), title, fill=ink, font=font, anchor="mt")
 
 
 def draw_curves(series: Sequence[Tuple[str, np.ndarray, np.ndarray]], title: str = "training loss",
-                width: int = 800, height: int = 450, log_y: bool = True, smoothing: float = 0.6) -> np.ndarray:
-    """Render curves ``(label, steps, losses)`` to an ``height x width x 3`` uint8 image."""
+                width: int = 800, height: int = 450, log_y: bool = True, smoothing: float = 0.6,
+                y_name: str = "loss") -> np.ndarray:
+    """Render curves ``(label, steps, values)`` to an ``height x width x 3`` uint8 image."""
     font = ImageFont.load_default(size=14)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -149,9 +167,9 @@ def draw_curves(series: Sequence[Tuple[str, np.ndarray, np.ndarray]], title: str
         y_lo, y_hi = y_lo / 1.15, y_hi * 1.15
     else:
         pad = 0.05 * max(y_hi - y_lo, 1e-12)
-        y_lo, y_hi = max(0.0, y_lo - pad), y_hi + pad
+        y_lo, y_hi = (y_lo - pad if y_lo < 0 else max(0.0, y_lo - pad)), y_hi + pad
     axes = _Axes((70, 40, width - 20, height - 50), (0.0, max(all_steps.max(), 1.0)), (y_lo, y_hi), log_y)
-    _draw_frame(draw, axes, y_lo, y_hi, font, title)
+    _draw_frame(draw, axes, y_lo, y_hi, font, title, y_name)
     for i, (label, steps, losses) in enumerate(series):
         color = COLORS[i % len(COLORS)]
         light = tuple(int(c + (255 - c) * 0.65) for c in color)
@@ -171,6 +189,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label", nargs="*", default=None, help="one legend label per log (default: run folder name)")
     p.add_argument("--output", required=True, help="PNG to write")
     p.add_argument("--title", default="training loss")
+    p.add_argument("--key", default="loss", help="logged value to plot, as a dotted path (e.g. condition_usage.gap)")
     p.add_argument("--smoothing", type=float, default=0.6, help="EMA weight of the thick curve, in [0, 1)")
     p.add_argument("--linear_y", action="store_true", help="linear loss axis (default: log scale)")
     p.add_argument("--width", type=int, default=800)
@@ -185,11 +204,11 @@ def main(args: argparse.Namespace) -> str:
         raise ValueError(f"--label: {len(labels)} labels for {len(logs)} logs")
     if not 0.0 <= args.smoothing < 1.0:
         raise ValueError(f"--smoothing: must be in [0, 1), got {args.smoothing}")
-    series = [(label, *read_log(path)) for label, path in zip(labels, logs)]
-    image = draw_curves(series, args.title, args.width, args.height, not args.linear_y, args.smoothing)
+    series = [(label, *read_log(path, args.key)) for label, path in zip(labels, logs)]
+    image = draw_curves(series, args.title, args.width, args.height, not args.linear_y, args.smoothing, args.key)
     save_png(args.output, image)
     for label, steps, losses in series:
-        print(f"{label}: {len(steps)} points, last step {int(steps[-1])}, last loss {losses[-1]:.5f}")
+        print(f"{label}: {len(steps)} points, last step {int(steps[-1])}, last {args.key} {losses[-1]:.5f}")
     print(f"wrote {args.output}")
     return args.output
 

@@ -121,6 +121,16 @@ def test_read_log_skips_events_and_lets_a_resumed_run_supersede(tmp_path):
     assert losses.tolist() == [0.9, 0.5, 0.3, 0.2]
 
 
+def test_read_log_reads_a_nested_key(tmp_path):
+    log = _write_log(tmp_path / "log.jsonl", [
+        {"step": 10, "loss": 0.9}, {"step": 20, "loss": 0.5, "condition_usage": {"gap": -0.01}},
+        {"step": 30, "loss": 0.4, "condition_usage": {"gap": 0.2}}])
+    steps, gaps = plot.read_log(str(log), "condition_usage.gap")
+    assert steps.tolist() == [20, 30] and gaps.tolist() == [-0.01, 0.2]
+    image = plot.draw_curves([("gap", steps, gaps)], log_y=False, y_name="gap")
+    assert image.ndim == 3 and image.dtype == np.uint8
+
+
 def test_read_log_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         plot.read_log(str(tmp_path / "missing.jsonl"))
