@@ -75,6 +75,28 @@ def test_probe_is_deterministic_and_leaves_global_rng_and_mode_alone():
     assert fw.backbone.training
 
 
+def test_gap_is_the_mean_of_per_sample_gains():
+    """A sample at small t with a huge loss must not dominate: the gap averages per-sample ratios."""
+    fw = _framework(True)
+    batch = _batch()
+    batch["mask_rgb"] = batch["mask"].clone()
+    batch["y"][0] = batch["y"][0] + 0.5 * batch["mask"][0]  # sample 0's condition is off: gain < 1
+    usage = condition_usage(fw, batch, seed=3)
+    import ivid.training.condition_usage as cu
+
+    per_true = cu._masked_eps_loss  # recompute per-sample gains with the same draws
+    g = torch.Generator().manual_seed(3)
+    t = torch.randint(0, 1000, (4,), generator=g)
+    noise = torch.randn(batch["x_0"].shape, generator=g)
+    x_t = fw.diffuse(batch["x_0"], t, noise)
+    cond = {k: batch[k] for k in ("y", "mask", "mask_rgb")}
+    rolled = {k: torch.roll(v, 1, 0) for k, v in cond.items()}
+    lt = per_true(fw, x_t, t, noise, None, cond, batch["mask"], 4)
+    ls = per_true(fw, x_t, t, noise, None, rolled, batch["mask"], 4)
+    assert usage["gap"] == pytest.approx(float((1 - lt / ls).mean()), rel=1e-5)
+    assert usage["gap"] < 1.0
+
+
 def test_known_fractions_and_tiny_batches():
     batch = _batch()
     fr = known_fractions(batch)
