@@ -22,7 +22,7 @@ from ivid.data import (
 from ivid.data.augment import gaussian_blur3
 from ivid.data.index import load_or_build_index
 
-from .conftest import TOY_SIZE
+from .conftest import RELEASED, TOY_SIZE
 
 
 def test_registry_and_runtime_args():
@@ -53,7 +53,7 @@ def test_build_from_config(configs_dir, toy_imagenet):
 
 
 def test_plain_sample_format(toy_imagenet, toy_single):
-    sample = ImageNet(str(toy_imagenet), image_size=16)[4]
+    sample = ImageNet(str(toy_imagenet), image_size=16, **RELEASED)[4]
     assert set(sample) == {"x_0", "classes", FAILURES_KEY}
     x_0 = sample["x_0"]
     assert x_0.shape == (4, 16, 16) and x_0.dtype == torch.float32
@@ -65,7 +65,7 @@ def test_plain_sample_format(toy_imagenet, toy_single):
 
 
 def test_sample_matches_files(toy_imagenet):
-    ds = ImageNet(str(toy_imagenet), image_size=TOY_SIZE)
+    ds = ImageNet(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
     x_0 = ds[0]["x_0"]
     rgb = np.asarray(Image.open(os.path.join(toy_imagenet, ds.index.images[0])), np.float32) / 255
     np.testing.assert_allclose(x_0[:3].permute(1, 2, 0).numpy(), rgb * 2 - 1, atol=1e-6)
@@ -75,7 +75,7 @@ def test_sample_matches_files(toy_imagenet):
 
 
 def test_sr_sample(toy_imagenet):
-    ds = ImageNetSR(str(toy_imagenet), image_size=TOY_SIZE, image_size_lr=16)
+    ds = ImageNetSR(str(toy_imagenet), image_size=TOY_SIZE, image_size_lr=16, **RELEASED)
     sample = ds[2]
     assert set(sample) == {"x_0", "y", "classes", FAILURES_KEY}
     x_0, y = sample["x_0"], sample["y"]
@@ -94,16 +94,16 @@ def test_sr_sample(toy_imagenet):
 
 
 def test_single_sr_has_no_classes(toy_single):
-    assert "classes" not in SingleCategorySR(str(toy_single), image_size=16, image_size_lr=8)[1]
+    assert "classes" not in SingleCategorySR(str(toy_single), image_size=16, image_size_lr=8, **RELEASED)[1]
 
 
 def test_bad_constructor_values(toy_imagenet):
     with pytest.raises(ValueError, match="preprocess_depth"):
         ImageNet(str(toy_imagenet), image_size=16, preprocess_depth="disparity")
     with pytest.raises(ValueError, match="near < far"):
-        ImageNet(str(toy_imagenet), image_size=16, near=5.0, far=1.0)
+        ImageNet(str(toy_imagenet), image_size=16, near=5.0, far=1.0, **RELEASED)
     with pytest.raises(ValueError, match="image_size_lr"):
-        ImageNetSR(str(toy_imagenet), image_size=16, image_size_lr=32)
+        ImageNetSR(str(toy_imagenet), image_size=16, image_size_lr=32, **RELEASED)
 
 
 def _damage(root):
@@ -119,7 +119,7 @@ def _damage(root):
 
 def test_failures_are_skipped_counted_and_reported(toy_copy):
     bad = _damage(toy_copy)
-    ds = ImageNet(str(toy_copy), image_size=16)
+    ds = ImageNet(str(toy_copy), image_size=16, **RELEASED)
     log = FailureLog()
     for i in range(len(ds)):
         sample = ds[i]
@@ -136,7 +136,7 @@ def test_failures_are_skipped_counted_and_reported(toy_copy):
 
 def test_failures_travel_through_dataloader_workers(toy_copy):
     bad = _damage(toy_copy)
-    ds = ImageNet(str(toy_copy), image_size=16)
+    ds = ImageNet(str(toy_copy), image_size=16, **RELEASED)
     loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2, shuffle=False)
     log = FailureLog()
     for batch in loader:
@@ -147,8 +147,8 @@ def test_failures_travel_through_dataloader_workers(toy_copy):
 
 def test_replacement_is_deterministic(toy_copy):
     _damage(toy_copy)
-    a = ImageNet(str(toy_copy), image_size=16)[1]
-    b = ImageNet(str(toy_copy), image_size=16)[1]
+    a = ImageNet(str(toy_copy), image_size=16, **RELEASED)[1]
+    b = ImageNet(str(toy_copy), image_size=16, **RELEASED)[1]
     torch.testing.assert_close(a["x_0"], b["x_0"])
     assert a["classes"] == b["classes"]
 
@@ -156,6 +156,6 @@ def test_replacement_is_deterministic(toy_copy):
 def test_gives_up_after_consecutive_failures(toy_copy):
     for path in (toy_copy / "depths").rglob("*.npz"):
         path.write_bytes(b"broken")
-    ds = ImageNet(str(toy_copy), image_size=16, max_consecutive_failures=5)
+    ds = ImageNet(str(toy_copy), image_size=16, max_consecutive_failures=5, **RELEASED)
     with pytest.raises(RuntimeError, match=r"5 samples in a row could not be loaded"):
         ds[0]

@@ -8,7 +8,7 @@ from ivid.data import FAILURES_KEY, SEED_KEY, ImageNetWarp, SingleCategoryWarp
 from ivid.data.augment import AUGMENTS, gaussian_blur3
 from ivid.data.warp_pairs import WarpDraw, build_warp_pair, draw_warp, sample_generator
 
-from .conftest import TOY_SIZE, needs_renderer
+from .conftest import RELEASED, TOY_SIZE, needs_renderer
 
 pytestmark = needs_renderer
 RELEASED_AUGMENTS = ["prewarp_noise", "blur", "erode_rgb"]
@@ -35,7 +35,7 @@ def clean(x01):
 
 
 def test_sample_format(toy_imagenet):
-    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=RELEASED_AUGMENTS)
+    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=RELEASED_AUGMENTS, **RELEASED)
     sample = ds[3]
     assert set(sample) == {"x_0", "y", "mask", "mask_rgb", "pose", "classes", FAILURES_KEY}
     for key, channels in (("x_0", 4), ("y", 4), ("mask", 1), ("mask_rgb", 1)):
@@ -54,7 +54,7 @@ def test_sample_format(toy_imagenet):
 
 
 def test_single_category_warp_has_no_classes(toy_single):
-    sample = SingleCategoryWarp(str(toy_single), image_size=TOY_SIZE)[0]
+    sample = SingleCategoryWarp(str(toy_single), image_size=TOY_SIZE, **RELEASED)[0]
     assert "classes" not in sample and sample["y"].shape == (4, TOY_SIZE, TOY_SIZE)
 
 
@@ -120,7 +120,7 @@ def test_deterministic_per_seed_epoch_index(toy_imagenet):
 
 
 def _compare_with_worker_path(toy_imagenet, device):
-    args = dict(image_size=TOY_SIZE, augments=list(AUGMENTS))
+    args = dict(image_size=TOY_SIZE, augments=list(AUGMENTS), **RELEASED)
     workers = ImageNetWarp(str(toy_imagenet), **args)
     on_device = ImageNetWarp(str(toy_imagenet), warp_on_device=True, **args)
     indices = [0, 3, 4, 8]
@@ -148,7 +148,7 @@ def test_device_batch_equals_worker_samples_cuda(toy_imagenet):
 
 
 def test_build_warp_batch_needs_seeds(toy_imagenet):
-    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE)
+    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
     with pytest.raises(KeyError, match="warp_on_device=True"):
         ds.build_warp_batch({"x_0": torch.zeros(1, 4, TOY_SIZE, TOY_SIZE)})
 
@@ -185,7 +185,7 @@ def test_larger_tolerances_keep_more_pixels(toy_imagenet):
     """Depth-edge tolerances only remove pixels: a looser one keeps a superset of the stricter mask."""
     def masks(atol):
         ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=RELEASED_AUGMENTS,
-                          warp_atol=atol, warp_rtol=atol)
+                          warp_atol=atol, warp_rtol=atol, **RELEASED)
         return torch.stack([ds[i]["mask"] for i in range(4)])
 
     strict, loose = masks(0.02), masks(0.2)
@@ -195,4 +195,4 @@ def test_larger_tolerances_keep_more_pixels(toy_imagenet):
 
 def test_dataset_rejects_bad_erode_max_naming_it(toy_imagenet):
     with pytest.raises(ValueError, match="erode_rgb_max"):
-        ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, erode_rgb_max=4)
+        ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, erode_rgb_max=4, **RELEASED)
