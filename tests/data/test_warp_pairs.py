@@ -24,7 +24,8 @@ def _identity_draw(**changes):
 
 @pytest.fixture(scope="module")
 def x01(toy_single64):
-    ds = SingleCategoryWarp(str(toy_single64), image_size=64, normalize=False, normalize_depth=False)
+    ds = SingleCategoryWarp(str(toy_single64), image_size=64, normalize=False, normalize_depth=False,
+                            preprocess_depth="z_buffer")
     return torch.from_numpy(ds.load_rgbd01(0))
 
 
@@ -106,7 +107,7 @@ def test_erode_rgb_shrinks_mask_rgb_inside_mask(x01, clean):
 
 
 def test_deterministic_per_seed_epoch_index(toy_imagenet):
-    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS))
+    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS), **RELEASED)
     a, b = ds[2], ds[2]
     for key in ("y", "mask", "mask_rgb", "pose"):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
@@ -115,7 +116,7 @@ def test_deterministic_per_seed_epoch_index(toy_imagenet):
     assert not torch.equal(ds[2]["pose"], a["pose"])
     ds.set_epoch(0)
     torch.testing.assert_close(ds[2]["y"], a["y"], rtol=0, atol=0)
-    other_seed = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS), seed=1)
+    other_seed = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS), seed=1, **RELEASED)
     assert not torch.equal(other_seed[2]["pose"], a["pose"])
 
 
@@ -196,3 +197,25 @@ def test_larger_tolerances_keep_more_pixels(toy_imagenet):
 def test_dataset_rejects_bad_erode_max_naming_it(toy_imagenet):
     with pytest.raises(ValueError, match="erode_rgb_max"):
         ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, erode_rgb_max=4, **RELEASED)
+
+
+def test_mask_rgb_only_with_the_erode_rgb_augment(toy_imagenet):
+    """As the reference's WarpDataset: ``mask_rgb`` is part of a sample only when erode_rgb is on."""
+    without = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["prewarp_noise", "blur"], **RELEASED)
+    assert "mask_rgb" not in without[1]
+    batch = torch.utils.data.default_collate([ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["blur"],
+                                                           warp_on_device=True, **RELEASED)[i] for i in (0, 1)])
+    out = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["blur"], warp_on_device=True,
+                       **RELEASED).build_warp_batch(batch)
+    assert "mask_rgb" not in out and out["mask"].shape == (2, 1, TOY_SIZE, TOY_SIZE)
+    with_erode = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["erode_rgb"], **RELEASED)[1]
+    assert with_erode["mask_rgb"].shape == (1, TOY_SIZE, TOY_SIZE)
+
+
+def test_warp_datasets_need_a_depth_code(toy_imagenet):
+    """The warp reads the depth channel as a depth code: the reference's default 'none' (disparity) and the other
+    non-code modes are refused with a message that names the key to set."""
+    for mode in ("none", "to_depth", "disparity_minmax", "depth_minmax"):
+        with pytest.raises(ValueError, match="prepocess_depth.*z_buffer"):
+            ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, preprocess_depth=mode)
+    ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, preprocess_depth="linear")
