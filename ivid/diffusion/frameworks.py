@@ -257,9 +257,12 @@ class InpaintCFG(ClassifierFreeGuidance):
         y, mask = y.to(device, dtype), mask.to(device, dtype)
         given_rgb_mask = mask_rgb is not None
         mask_rgb = mask_rgb.to(device, dtype) if given_rgb_mask else mask
-        noise = randn((x_t.shape[0], 4) + tuple(x_t.shape[2:]), generator, device, dtype)
-        rgb = y[:, :3] * mask_rgb + noise[:, :3] * (1 - mask_rgb)
-        depth = y[:, 3:4] * mask + noise[:, 3:4] * (1 - mask)
+        size = tuple(x_t.shape[2:])
+        # two draws, colour then depth, as the reference (same generator stream)
+        rgb_noise = randn((x_t.shape[0], 3) + size, generator, device, dtype)
+        depth_noise = randn((x_t.shape[0], 1) + size, generator, device, dtype)
+        rgb = y[:, :3] * mask_rgb + rgb_noise * (1 - mask_rgb)
+        depth = y[:, 3:4] * mask + depth_noise * (1 - mask)
         parts = [x_t] + ([mask_rgb] if given_rgb_mask else []) + [rgb, depth, mask]
         x_in = torch.cat(parts, dim=1)
         expected = getattr(self.backbone, "in_channels", x_in.shape[1])

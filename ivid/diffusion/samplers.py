@@ -12,7 +12,12 @@ Both samplers:
 * draw every random number from ``generator``, so the same generator seed gives
   identical samples (InpaintCFG's condition noise included); ``generator`` may
   also be a list with one generator per sample, each sample then depends on its
-  own generator only (see ``ivid.diffusion.noise``);
+  own generator only (see ``ivid.diffusion.noise``). The draws are those of the
+  reference, in its order: x_T (unless ``noise`` is given), then per step the
+  framework's own draws and one ``randn`` of x_t's shape (used only by DDPM for
+  t > 0 and by DDIM with eta > 0 before the last step), so with the global RNG
+  (``generator=None``) and the same seed the reference's samplers and these
+  consume the same stream;
 * run under ``torch.no_grad()`` and show a tqdm bar when ``verbose``.
 
 ``sample(...)`` keyword conditions: ``strength`` (guidance scale), the
@@ -141,10 +146,12 @@ class DdpmSampler(_Sampler):
         nd = x_t.ndim
         mean = extract(self.posterior_mean_coef1, t_index, nd) * x_0 \
             + extract(self.posterior_mean_coef2, t_index, nd) * x_t
+        # drawn on every step, t = 0 included, as the reference: the same generator stream
+        noise = randn(x_t.shape, generator, x_t.device, x_t.dtype)
         if t == 0:
             return mean
         log_var = extract(self.posterior_log_variance_clipped, t_index, nd)
-        return mean + torch.exp(0.5 * log_var) * randn(x_t.shape, generator, x_t.device, x_t.dtype)
+        return mean + torch.exp(0.5 * log_var) * noise
 
 
 class DdimSampler(_Sampler):
@@ -203,6 +210,8 @@ class DdimSampler(_Sampler):
         alpha_bar_prev = extract(self.alphas_cumprod_prev, torch.full_like(t_index, t_prev), nd)
         sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * torch.sqrt(1 - alpha_bar / alpha_bar_prev)
         x_prev = x_0 * torch.sqrt(alpha_bar_prev) + torch.sqrt((1 - alpha_bar_prev - sigma ** 2).clamp(min=0)) * eps
+        # drawn on every step, eta = 0 and the last step included, as the reference (same generator stream)
+        noise = randn(x_t.shape, generator, device, x_t.dtype)
         if eta > 0 and t_prev > 0:
-            x_prev = x_prev + sigma * randn(x_t.shape, generator, device, x_t.dtype)
+            x_prev = x_prev + sigma * noise
         return x_prev
