@@ -211,10 +211,10 @@ class _WarpDataset(_RGBDDataset):
         self.augments = check_augments(augments)
         if preprocess_depth in DEPTH_MODES and preprocess_depth not in CODE_MODES:
             # the reference would warp the channel as if it were a z-buffer code: meaningless geometry
+            default = " (the default)" if preprocess_depth == "none" else ""
             raise ValueError(f"{type(self).__name__}: the warp reads the depth channel as a depth code, but "
-                             f"preprocess_depth {preprocess_depth!r}{' (the default)' if preprocess_depth == 'none' else ''}"
-                             f" is not one; set \"prepocess_depth\": \"z_buffer\" (as the released configs) or "
-                             "\"linear\"")
+                             f"preprocess_depth {preprocess_depth!r}{default} is not one; set "
+                             "\"prepocess_depth\": \"z_buffer\" (as the released configs) or \"linear\"")
         try:
             self.warp_settings = WarpSettings(float(std), float(warp_atol), float(warp_rtol), erode_rgb_max)
         except ValueError as e:

@@ -88,7 +88,8 @@ def scene_views(views: Sequence[View], near: float, far: float, fov: float) -> L
     out = []
     for view in views:
         depth = linearize_depth(view.z.numpy().astype(np.float32), near, far)
-        out.append({"rgb": _rgb_u8_reference(view.rgb.numpy()), "depth": np.asarray(depth, np.float32).reshape(view.z.shape),
+        out.append({"rgb": _rgb_u8_reference(view.rgb.numpy()),
+                    "depth": np.asarray(depth, np.float32).reshape(view.z.shape),
                     "modelview": np.asarray(view.modelview, np.float64), "fov": float(fov)})
     return out
 
