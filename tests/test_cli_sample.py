@@ -58,6 +58,8 @@ def test_clip_denoised_option_reaches_the_samplers(models, tmp_path, monkeypatch
     """--clip_denoised is off by default (as the reference's sample.py) and clamps every x0 when given."""
     assert cli.parse_args(models).clip_denoised is False
     assert cli.parse_args(models + ["--clip_denoised"]).clip_denoised is True
+    assert cli.parse_args(["--preset", "demo"]).clip_denoised is True  # the small demo models need it
+    assert cli.parse_args(["--preset", "demo", "--no-clip_denoised"]).clip_denoised is False
     from ivid.diffusion import DdimSampler
 
     seen = []
