@@ -1,9 +1,9 @@
 """FID / KID / IS of generated images against real images (clean-fid Inception; see docs/evaluation.md).
 
-Example (the paper's protocol, after sampling 10,000 `random`-viewset novel views):
+Example (the paper's protocol, after `inference/sample.py --num_samples 10000 --classes uniform
+--viewset random --steps_uncond 1000 --steps_cond 50 --guidance 0.5`; docs/evaluation.md):
     python eval.py --real_images_dir data/imagenet/train \
-        --fake_images_dir samples/imagenet128/viewset_random_steps_u1000_c50_guidance3.0/results \
-        --num_samples 10000 --use_real_images_cache
+        --fake_images_dir samples/imagenet128/viewset_random_steps_u1000_c50_guidance0.5/results
 
 Caches (`<tmp_dir>/<name>.npz`): with --use_real_images_cache / --use_fake_images_cache an
 existing cache is reused (it must match mode, size, extractor and image list), a missing one
@@ -20,8 +20,20 @@ import json
 import os
 import sys
 
-from ivid.metrics import DEFAULT_MODE, METRIC_CHOICES, MODES, MetricsError, default_cache_name, evaluate_folders
+from ivid.metrics import (
+    DEFAULT_MODE,
+    METRIC_CHOICES,
+    MODES,
+    MetricsError,
+    default_cache_name,
+    evaluate_folders,
+    list_images,
+)
 from ivid.utils.io import atomic_write
+
+
+#: the paper's protocol scores 10,000 generated images (the reference's default)
+DEFAULT_NUM_SAMPLES = 10000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,7 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fake_images_dir", required=True, help="generated images, each image_size x image_size")
     p.add_argument("--tmp_dir", default=os.path.join("metrics", "cache"), help="folder of the feature caches")
     p.add_argument("--image_size", type=int, default=128, help="real images are centre-cropped and resized to this")
-    p.add_argument("--num_samples", type=int, default=None, help="seeded choice of fake images (default: all)")
+    p.add_argument("--num_samples", type=int, default=DEFAULT_NUM_SAMPLES,
+                   help="seeded choice of this many fake images (the paper's protocol: 10000, the default); "
+                        "a folder with fewer is used whole, with a note")
     p.add_argument("--real_images_cache_name", default=None, help="default: <real dir tail>_<mode>_<size>")
     p.add_argument("--fake_images_cache_name", default=None, help="default: <fake dir tail>_<mode>_<size>")
     p.add_argument("--use_real_images_cache", action="store_true", help="reuse the real cache if it exists")
@@ -68,6 +82,22 @@ def append_jsonl(path: str, record: dict) -> None:
         f.write(previous + (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
 
 
+def _available_samples(fake_dir: str, num_samples, quiet: bool):
+    """As the reference: at most ``num_samples`` fake images; a folder holding fewer is used whole (None)."""
+    if num_samples is None or not os.path.isdir(fake_dir):
+        return num_samples
+    try:
+        count = len(list_images(fake_dir, "fake"))
+    except MetricsError:
+        return num_samples  # evaluate_folders reports the empty folder
+    if count >= num_samples:
+        return num_samples
+    if not quiet:
+        print(f"note: {fake_dir} holds {count} images, fewer than --num_samples {num_samples}: using all {count} "
+              "(the paper's protocol scores 10,000)", file=sys.stderr)
+    return None
+
+
 def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None) -> dict:
     """Run the evaluation; ``feature_extractor`` / ``logits_extractor`` replace clean-fid's Inception (tests)."""
     metrics = args.metrics or (["fid", "kid"] if args.mode == "legacy_pytorch" else ["fid", "kid", "is"])
@@ -75,8 +105,9 @@ def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None
     if real_name is None and args.real_images_dir:
         real_name = default_cache_name(args.real_images_dir, args.mode, args.image_size)
     fake_name = args.fake_images_cache_name or default_cache_name(args.fake_images_dir, args.mode, args.image_size)
+    num_samples = _available_samples(args.fake_images_dir, args.num_samples, args.quiet)
     report = evaluate_folders(
-        args.real_images_dir, args.fake_images_dir, metrics, args.image_size, args.num_samples, feature_extractor,
+        args.real_images_dir, args.fake_images_dir, metrics, args.image_size, num_samples, feature_extractor,
         args.tmp_dir, real_name, fake_name, args.overwrite_cache, args.device, args.batch_size, args.seed,
         mode=args.mode, logits_extractor=logits_extractor, inception_weights=args.inception_weights,
         use_real_cache=args.use_real_images_cache, use_fake_cache=args.use_fake_images_cache,

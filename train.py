@@ -22,13 +22,22 @@ import sys
 
 import torch
 
-from ivid.config import ConfigError, build, load_config, registry
+from ivid.config import ConfigError, build, load_config, registry, resolve_num_classes
 from ivid.data import DataLayoutError
 from ivid.training.checkpoint import find_latest_step
-from ivid.training.launch import launch, plan_layout
+from ivid.training.launch import launch, parse_port, plan_layout
 from ivid.training.run_dir import command_line, resolve_defaults
 from ivid.training.state import resolve_ckpt_dir
 from ivid.utils import resolve_device
+
+
+def _port(text: str) -> str:
+    """argparse type of --master_port: the reference's string form, checked to be a port number."""
+    try:
+        parse_port(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--master_port ", "")) from None
+    return text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,14 +45,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--config", type=str, default=None, help="JSON config (default: <load_dir>/config.json)")
     p.add_argument("--output_dir", type=str, required=True, help="run folder (config, log, ckpts/, samples/)")
     p.add_argument("--load_dir", type=str, default=None, help="run folder (or its ckpts/) to resume from")
-    p.add_argument("--ckpt", type=str, default="latest", help="step to resume from, or 'latest'")
-    p.add_argument("--data_dir", type=str, required=True, help="dataset folder (images/, depths/)")
+    p.add_argument("--ckpt", type=str, default="latest",
+                   help="step to resume from, 'latest', or 'none' (start fresh even if checkpoints exist)")
+    p.add_argument("--data_dir", type=str, default="./data/", help="dataset folder (images/, depths/)")
     p.add_argument("--num_nodes", type=int, default=1)
     p.add_argument("--node_rank", type=int, default=0)
     p.add_argument("--num_gpus", type=int, default=None,
-                   help="processes per node (default: all GPUs; on CPU 1, or N gloo processes)")
+                   help="processes per node (default or -1: all GPUs; on CPU 1, or N gloo processes)")
     p.add_argument("--master_addr", type=str, default="127.0.0.1")
-    p.add_argument("--master_port", type=int, default=12345)
+    p.add_argument("--master_port", type=_port, default="12345", help="rendezvous port, e.g. 12345")
     p.add_argument("--device", type=str, default=None, help="cpu, cuda, cuda:1, ... (default: auto)")
     p.add_argument("--seed", type=int, default=None, help="overrides trainer.args.seed and dataset.args.seed")
     p.add_argument("--max_steps", type=int, default=None, help="overrides trainer.args.max_steps")
@@ -94,8 +104,20 @@ def train_worker(ctx, cfg: dict, args: argparse.Namespace, command: str) -> None
     trainer.run()
 
 
+def _starts_fresh(args: argparse.Namespace) -> bool:
+    """``--ckpt none``: the reference's way to train from scratch even where checkpoints exist."""
+    return str(args.ckpt).strip().lower() == "none"
+
+
 def main(args: argparse.Namespace) -> None:
-    if args.load_dir is None and find_latest_step(resolve_ckpt_dir(args.output_dir)) is not None:
+    if _starts_fresh(args):
+        if args.config is None and args.load_dir is not None:
+            args.config = os.path.join(args.load_dir, "config.json")
+        args.load_dir = None
+        if find_latest_step(resolve_ckpt_dir(args.output_dir)) is not None:
+            print(f"--ckpt none: training from scratch; checkpoints of the same steps in {args.output_dir} "
+                  "will be overwritten", flush=True)
+    elif args.load_dir is None and find_latest_step(resolve_ckpt_dir(args.output_dir)) is not None:
         args.load_dir = args.output_dir
         print(f"{args.output_dir} holds checkpoints: resuming from it (--ckpt {args.ckpt})", flush=True)
     cfg = resolve_run_config(args)
@@ -106,6 +128,7 @@ def main(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--data_dir {args.data_dir}: not a folder")
     dataset = build("dataset", cfg, args.data_dir)  # fails fast on a bad folder; writes dataset.json once
     print(f"{type(dataset).__name__}: {len(dataset)} samples in {args.data_dir}", flush=True)
+    cfg = resolve_num_classes(cfg, getattr(dataset, "num_classes", None))  # "auto": the data's class count
     layout = plan_layout(resolve_device(args.device), args.num_gpus, args.num_nodes, args.node_rank,
                          args.master_addr, args.master_port)
     launch(train_worker, (cfg, args, command_line()), layout)

@@ -21,13 +21,17 @@ from ivid.sampling.export import PLY_MODES
 from ivid.sampling.presets import PRESETS, preset_in_argv
 
 _D = RenderRequest(scene_dir="")
+#: the reference's default: the run folder of ``inference/sample.py`` with its default options
+DEFAULT_SCENE_DIR = "samples/imagenet128/viewset_3x9_steps_u1000_c50_guidance3.0"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     preset = preset_in_argv(argv)  # first: it changes the defaults of other options
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--scene_dir", required=True, help="folder of scene .npz files (or a run folder with scenes/)")
+    p.add_argument("--scene_dir", default=DEFAULT_SCENE_DIR,
+                   help="folder of scene .npz files (or a run folder with scenes/); default: the reference's, "
+                        "where sample.py's defaults write")
     p.add_argument("--output_dir", default=None, help="default: the folder above scenes/")
     p.add_argument("--frames", type=int, default=_D.frames, help="frames of the swing / 360 video")
     p.add_argument("--traj", default=_D.traj, choices=TRAJECTORIES,

@@ -66,6 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--constrain_depth", type=float, default=_D.constrain_depth,
                    help="DDIM constrain_depth weight (0 = off; needs replace_depth)")
     p.add_argument("--eta", type=float, default=_D.eta, help="DDIM eta")
+    p.add_argument("--clip_denoised", action=argparse.BooleanOptionalAction, default=_D.clip_denoised,
+                   help="clamp each step's predicted x0 to [-1, 1] (off, as the reference; on with --preset demo)")
     p.add_argument("--input_image", default=None, help="image to 3D: this photo replaces G_u's first view")
     p.add_argument("--input_depth", default=None, help="the photo's MiDaS disparity (.npz, arr_0); else MiDaS runs")
     p.add_argument("--midas_ckpt", default=_D.midas_ckpt, help="MiDaS dpt_beit_large_512 weights (image to 3D)")

@@ -226,7 +226,7 @@ def load_framework(config: Union[PathLike, Mapping[str, Any]], ckpt: Optional[Pa
     Returns:
         The framework (``framework.backbone`` is the module, in eval mode).
     """
-    from ivid.config import build, load_config, validate_config
+    from ivid.config import build, load_config, resolve_num_classes, validate_config
     from ivid.utils import resolve_device
 
     source = os.fspath(config) if not isinstance(config, Mapping) else None
@@ -242,6 +242,8 @@ def load_framework(config: Union[PathLike, Mapping[str, Any]], ckpt: Optional[Pa
     if ckpt is not None:
         ckpt_path = resolve_checkpoint(ckpt)
         state_dict = load_state_dict_file(ckpt_path)
+        label_emb = state_dict.get("label_emb.weight")  # num_classes "auto": the checkpoint's class count
+        cfg = resolve_num_classes(cfg, None if label_emb is None else int(label_emb.shape[0]))
         with torch.device("meta"):  # no random init: every tensor comes from the checkpoint
             backbone = build("backbone", cfg, use_fp16=fp16)
         _load_checked(backbone, state_dict, ckpt_path, source, assign=True)

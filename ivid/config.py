@@ -13,6 +13,11 @@ must match the parameter annotations. Parameters that are supplied at build
 time rather than from JSON (the backbone of a framework, the data folder of a
 dataset, ...) are listed in the class attribute ``RUNTIME_ARGS``.
 
+Deferred values (the reference's): ``backbone.args.num_classes: "auto"`` takes the
+training dataset's class count; ``train.py`` resolves it (:func:`resolve_num_classes`)
+before building the backbone and stores the number in the run's ``config.json``;
+:func:`ivid.checkpoints.load_framework` resolves it from a checkpoint's ``label_emb``.
+
 Every error is a :class:`ConfigError` whose message starts with the file and
 the dotted key, e.g. ``configs/x.json: backbone.args.num_head_channel: unknown
 key (did you mean 'num_head_channels'?)``.
@@ -29,7 +34,8 @@ import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-__all__ = ["ConfigError", "load_config", "validate_config", "build", "registry", "SECTIONS", "KEY_ALIASES"]
+__all__ = ["ConfigError", "load_config", "validate_config", "build", "registry", "SECTIONS", "KEY_ALIASES",
+           "AUTO", "resolve_num_classes"]
 
 #: section name -> (module, registry attribute)
 SECTIONS: Dict[str, Tuple[str, str]] = {
@@ -43,6 +49,10 @@ SECTIONS: Dict[str, Tuple[str, str]] = {
 KEY_ALIASES: Dict[str, str] = {
     "prepocess_depth": "preprocess_depth",
 }
+
+#: the reference's placeholder value, and the (section, key) pairs that accept it
+AUTO = "auto"
+_AUTO_KEYS = {("backbone", "num_classes")}
 
 
 class ConfigError(ValueError):
@@ -142,6 +152,8 @@ def _validate_section(where: str, section: str, body: Any) -> Dict[str, Any]:
             raise ConfigError(f"{where}{section}.args.{key}: unknown key for {name}"
                               + _suggest(key, [p for p in params if p not in runtime]))
         annotation = hints.get(key, params[key].annotation)
+        if value == AUTO and (section, key) in _AUTO_KEYS:
+            continue  # resolved before building (resolve_num_classes)
         if not _type_ok(value, annotation):
             raise ConfigError(f"{where}{section}.args.{key}: expected {_type_name(annotation)}, "
                               f"got {json.dumps(value)} ({type(value).__name__})")
@@ -203,5 +215,20 @@ def build(section: str, cfg: Mapping[str, Any], *args: Any, **kwargs: Any) -> An
     if "name" not in body:
         raise ConfigError(f"<config>: {section}: missing")
     body = _validate_section("", section, body) if "args" in body else body
+    for key, value in body.get("args", {}).items():
+        if value == AUTO and (section, key) in _AUTO_KEYS and key not in kwargs:
+            raise ConfigError(f"<config>: {section}.args.{key}: \"auto\" is resolved from the training data "
+                              "(train.py) or a checkpoint; give the number here")
     cls = registry(section)[body["name"]]
     return cls(*args, **{**body.get("args", {}), **kwargs})
+
+
+def resolve_num_classes(cfg: Mapping[str, Any], num_classes: Optional[int]) -> Dict[str, Any]:
+    """A copy of ``cfg`` with ``backbone.args.num_classes: "auto"`` replaced by ``num_classes``
+    (the training dataset's class count, None for unlabelled data), as the reference's train.py.
+    A config without "auto" is returned unchanged (copied)."""
+    out = copy.deepcopy(dict(cfg))
+    args = (out.get("backbone") or {}).get("args") or {}
+    if args.get("num_classes") == AUTO:
+        args["num_classes"] = None if num_classes is None else int(num_classes)
+    return out

@@ -118,3 +118,12 @@ def test_errors(tmp_path, scene_dir):
         cli.main(cli.parse_args(["--scene_dir", str(scene_dir), "--video_size", "33"]))
     with pytest.raises(SystemExit):
         cli.parse_args(["--scene_dir", str(scene_dir), "--traj", "circle"])
+
+
+def test_scene_dir_defaults_to_the_reference_run_folder(tmp_path, monkeypatch):
+    """As the reference's render.py: where sample.py's default options write."""
+    args = cli.parse_args([])
+    assert args.scene_dir == "samples/imagenet128/viewset_3x9_steps_u1000_c50_guidance3.0"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="--scene_dir samples/imagenet128/viewset_3x9"):
+        cli.main(cli.parse_args(["--no_progress"]))

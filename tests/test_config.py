@@ -1,6 +1,7 @@
 """ivid.config: released configs load; every kind of mistake names the file and dotted key."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -108,3 +109,61 @@ def test_build_backbone_and_framework(configs_dir):
     framework = build("framework", cfg, backbone)
     assert framework.backbone is backbone
     assert backbone.image_size == 32
+
+
+def test_trainer_defaults_are_the_references():
+    """fp16_mode 'inflat_all' and i_save 10000, as the reference's BasicTrainer (so do its variants)."""
+    import inspect
+
+    from ivid.training import TRAINERS
+
+    for cls in TRAINERS.values():
+        params = inspect.signature(cls.__init__).parameters
+        assert params["fp16_mode"].default == "inflat_all" and params["i_save"].default == 10000, cls.__name__
+        assert params["ema_rate"].default == 0.9999 and params["batch_split"].default is None
+
+
+@pytest.mark.parametrize("path", sorted((pathlib.Path(__file__).resolve().parents[1] / "configs").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_every_config_states_the_keys_whose_defaults_are_the_references(path):
+    """Every config of configs/ keeps its meaning under the reference's constructor defaults: it states
+    normalize, normalize_depth, (pre)processing of depth, fp16_mode and i_save explicitly."""
+    raw = json.loads(path.read_text())
+    dataset, trainer = raw["dataset"]["args"], raw["trainer"]["args"]
+    assert {"normalize", "normalize_depth"} <= set(dataset)
+    assert {"prepocess_depth", "preprocess_depth"} & set(dataset)
+    assert {"fp16_mode", "i_save"} <= set(trainer)
+
+
+def test_reference_keys_and_values_are_accepted(configs_dir):
+    """What the reference's constructors read: dataset std and every prepocess_depth mode, trainer i_print,
+    i_ddpcheck, a bare float ema_rate, batch_split null, backbone num_classes "auto"."""
+    cfg = json.loads((configs_dir / "tiny_cond.json").read_text())
+    cfg["dataset"]["args"].update(std=0.2)
+    cfg["trainer"]["args"].update(i_print=1000, i_ddpcheck=10000, ema_rate=0.9999, batch_split=None)
+    cfg["backbone"]["args"]["num_classes"] = "auto"
+    out = validate_config(cfg)
+    assert out["backbone"]["args"]["num_classes"] == "auto" and out["trainer"]["args"]["ema_rate"] == 0.9999
+    for mode in ("none", "to_depth", "disparity_minmax", "depth_minmax", "z_buffer"):
+        plain = json.loads((configs_dir / "tiny_uncond.json").read_text())
+        plain["dataset"]["args"].update(prepocess_depth=mode, normalize_depth=False)
+        assert validate_config(plain)["dataset"]["args"]["preprocess_depth"] == mode
+    cfg["trainer"]["args"]["i_prnt"] = 1
+    with pytest.raises(ConfigError, match=r"trainer\.args\.i_prnt: unknown key .*'i_print'"):
+        validate_config(cfg)
+    bad = json.loads((configs_dir / "tiny_uncond.json").read_text())
+    bad["backbone"]["args"]["num_classes"] = "many"
+    with pytest.raises(ConfigError, match="num_classes"):
+        validate_config(bad)
+
+
+def test_auto_num_classes_must_be_resolved_before_building(configs_dir):
+    from ivid.config import resolve_num_classes
+
+    cfg = validate_config({**json.loads((configs_dir / "tiny_uncond.json").read_text())})
+    cfg["backbone"]["args"]["num_classes"] = "auto"
+    with pytest.raises(ConfigError, match=r"num_classes: \"auto\" is resolved"):
+        build("backbone", cfg)
+    resolved = resolve_num_classes(cfg, 7)
+    assert resolved["backbone"]["args"]["num_classes"] == 7 and cfg["backbone"]["args"]["num_classes"] == "auto"
+    assert build("backbone", resolved).label_emb.weight.shape[0] == 7

@@ -142,6 +142,30 @@ def gaussian_blur3(x: torch.Tensor, sigma: Union[float, Sequence[float], torch.T
     return sum(w * rows[..., i:i + height, :] for i, w in enumerate(weights))
 
 
+def gaussian_blur3_uint8(image: np.ndarray, sigma: float) -> np.ndarray:
+    """3 x 3 Gaussian blur of an 8-bit image, as OpenCV's ``GaussianBlur(img, (3, 3), sigma)`` on uint8.
+
+    Same kernel and border as :func:`gaussian_blur3` (OpenCV's default border is
+    reflect-101, which is torch's ``reflect``); the result is rounded to the nearest
+    level (OpenCV's fixed-point arithmetic can differ from this by one level, rarely).
+
+    Args:
+        image: (H, W, C) or (H, W) uint8 (H, W >= 2).
+        sigma: > 0.
+
+    Returns:
+        uint8 array of the same shape.
+    """
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"gaussian_blur3_uint8 expects uint8, got {arr.dtype}")
+    hwc = arr[..., None] if arr.ndim == 2 else arr
+    x = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1))).to(torch.float64)[None]
+    blurred = gaussian_blur3(x, float(sigma))[0].permute(1, 2, 0).numpy()
+    out = np.clip(np.floor(blurred + 0.5), 0, 255).astype(np.uint8)
+    return out[..., 0] if arr.ndim == 2 else out
+
+
 def erode_masks(mask: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """Erode each sample's mask with its own square (border = no erosion).
 

@@ -4,15 +4,23 @@ Built as ``Cls(data_dir, **dataset_args)`` from a config's ``dataset`` section
 (``RUNTIME_ARGS = ("data_dir",)``). Folder layout and ``dataset.json``: see
 :mod:`ivid.data.index`; preprocessing: :mod:`ivid.data.preprocess`.
 
+Constructor defaults are the reference's (``normalize=False``,
+``normalize_depth=False``, ``preprocess_depth='none'``); the released configs set
+``true``, ``true``, ``"z_buffer"``.
+
 Samples (tensors float32, ``S = image_size``; [-1, 1] when ``normalize`` /
-``normalize_depth``, else [0, 1]):
+``normalize_depth``, else [0, 1] - the depth channel of ``none`` / ``to_depth`` is
+a disparity / a linear depth, see :func:`ivid.data.preprocess.disparity_to_depth_code`):
 
 - ``ImageNet`` / ``SingleCategory``: ``x_0`` (4, S, S).
-- ``*Warp``: ``x_0``, ``y`` (4, S, S; masked pixels -1), ``mask``, ``mask_rgb``
-  (1, S, S; 0/1), ``pose`` (2,) = (theta, phi) of the random camera. With
+- ``*Warp``: ``x_0``, ``y`` (4, S, S; masked pixels -1 when normalised), ``mask``
+  (1, S, S; 0/1), ``pose`` (2,) = (theta, phi) of the random camera, and ``mask_rgb``
+  (1, S, S; 0/1) only with the ``erode_rgb`` augment (as the reference). With
   ``warp_on_device=True`` only ``x_0`` and ``seed`` (int): the trainer builds the
   rest on its device with :meth:`_WarpDataset.build_warp_batch`.
-- ``*SR``: ``x_0`` (4, S, S) and ``y`` (4, s, s), s = ``image_size_lr``.
+- ``*SR``: ``x_0`` (4, S, S) and ``y`` (4, s, s), s = ``image_size_lr``: the ORIGINAL
+  image LANCZOS-resized to s and centre-cropped, then 3x3-blurred as 8-bit with
+  sigma ~ U(0, 1) + 1e-3; depth NEAREST from the full-resolution depth (as the reference).
 - ImageNet layout only: ``classes`` (int, sorted-wnid index).
 - Always: ``failures`` (str): files that could not be read while producing this
   sample, one ``"path: reason"`` per line (see :mod:`ivid.data.failures`).
@@ -32,12 +40,20 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .augment import check_augments, draw_blur_sigma, gaussian_blur3
+from .augment import check_augments, draw_blur_sigma, gaussian_blur3_uint8
 from .failures import FAILURES_KEY, format_failures
 from .index import load_or_build_index
-from .preprocess import DEPTH_MODES, DataFileError, load_rgbd01, normalize_rgbd, unnormalize_rgbd
+from .preprocess import (
+    CODE_MODES,
+    DEPTH_MODES,
+    UNBOUNDED_MODES,
+    DataFileError,
+    load_rgbd01,
+    load_sr_rgbd,
+    normalize_rgbd,
+    unnormalize_rgbd,
+)
 from .warp_pairs import WarpSettings, build_warp_batch, build_warp_pair, draw_warp, sample_generator
 
 #: default number of failed loads in a row before giving up
@@ -58,16 +74,19 @@ class _RGBDDataset(torch.utils.data.Dataset):
     RUNTIME_ARGS = ("data_dir",)
     LAYOUT = "single"
 
-    def __init__(self, data_dir: str, image_size: int, normalize: bool = True, normalize_depth: bool = True,
-                 preprocess_depth: str = "z_buffer", near: float = 0.5, far: float = 100.0,
+    def __init__(self, data_dir: str, image_size: int, normalize: bool = False, normalize_depth: bool = False,
+                 preprocess_depth: str = "none", near: float = 0.5, far: float = 100.0,
                  seed: int = 0, max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> None:
         """
         Args:
             data_dir: folder with ``images/``, ``depths/`` (and ``dataset.json`` once indexed).
             image_size: side S of the square samples (pixels).
-            normalize: RGB in [-1, 1] (else [0, 1]).
-            normalize_depth: depth code in [-1, 1] (else [0, 1]).
-            preprocess_depth: depth code, ``"z_buffer"`` (default) or ``"linear"``.
+            normalize: RGB in [-1, 1] (else [0, 1]; default False as the reference).
+            normalize_depth: depth channel in [-1, 1] (else as preprocessed; default False).
+            preprocess_depth: depth channel (config key ``prepocess_depth`` as the reference
+                spells it too): ``"none"`` (disparity, the reference's default), ``"to_depth"``,
+                ``"disparity_minmax"``, ``"depth_minmax"``, ``"z_buffer"`` (released configs)
+                or ``"linear"``; see :func:`ivid.data.preprocess.disparity_to_depth_code`.
             near, far: depth planes of the code (scene units).
             seed: base seed of every random draw (>= 0).
             max_consecutive_failures: unreadable samples in a row before giving up.
@@ -77,6 +96,10 @@ class _RGBDDataset(torch.utils.data.Dataset):
             raise ValueError(f"{name}: image_size must be an integer >= 2, got {image_size!r}")
         if preprocess_depth not in DEPTH_MODES:
             raise ValueError(f"{name}: preprocess_depth must be one of {DEPTH_MODES}, got {preprocess_depth!r}")
+        if normalize_depth and preprocess_depth in UNBOUNDED_MODES:
+            raise ValueError(f"{name}: normalize_depth needs a depth channel in [0, 1], but preprocess_depth "
+                             f"{preprocess_depth!r} is not; use 'z_buffer' (as the released configs) or a "
+                             "*_minmax mode, or normalize_depth false")
         if not 0 < near < far:
             raise ValueError(f"{name}: need 0 < near < far, got near={near}, far={far}")
         if seed < 0 or max_consecutive_failures < 1:
@@ -110,32 +133,41 @@ class _RGBDDataset(torch.utils.data.Dataset):
         return sample_seed(self.seed, self.epoch, index)
 
     def load_rgbd01(self, i: int) -> np.ndarray:
-        """Image ``i`` as (4, S, S) float32 RGBD in [0, 1].
+        """Image ``i`` as (4, S, S) float32 RGBD in [0, 1] (depth channel as preprocessed).
 
         Raises:
             DataFileError: the image or depth file cannot be used (message names it).
         """
         image_path = os.path.join(self.data_dir, self.index.images[i])
         depth_path = os.path.join(self.data_dir, self.index.depths[i])
+        return self._guarded(image_path, lambda: load_rgbd01(image_path, depth_path, self.image_size, self.near,
+                                                             self.far, self.preprocess_depth))
+
+    @staticmethod
+    def _guarded(image_path: str, read):
+        """``read()``, with any decoder error of a broken file turned into a DataFileError."""
         try:
-            return load_rgbd01(image_path, depth_path, self.image_size, self.near, self.far,
-                               self.preprocess_depth)
+            return read()
         except DataFileError:
             raise
         except Exception as e:  # any other decoder error of a broken file
             raise DataFileError(f"{image_path}: cannot load sample ({type(e).__name__}: {e})") from None
 
+    def read_files(self, i: int) -> Tuple[np.ndarray, Any]:
+        """``(rgbd01, extra)`` of image ``i``: extra data a subclass reads from the same files (None here)."""
+        return self.load_rgbd01(i), None
+
     def _replacement(self, index: int, attempt: int) -> int:
         rng = np.random.default_rng([self.seed, self.epoch, index, attempt, 1])
         return int(rng.integers(len(self)))
 
-    def _load(self, index: int) -> Tuple[int, np.ndarray, List[str]]:
-        """Load ``index`` or deterministic replacements; returns (index used, rgbd01, failures)."""
+    def _load(self, index: int) -> Tuple[int, np.ndarray, Any, List[str]]:
+        """Load ``index`` or deterministic replacements; returns (index used, rgbd01, extra, failures)."""
         failures: List[str] = []
         i = index
         for attempt in range(self.max_consecutive_failures):
             try:
-                return i, self.load_rgbd01(i), failures
+                return (i, *self.read_files(i), failures)
             except DataFileError as e:
                 failures.append(str(e))
                 i = self._replacement(index, attempt)
@@ -145,23 +177,23 @@ class _RGBDDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        i, rgbd01, failures = self._load(int(index))
+        i, rgbd01, extra, failures = self._load(int(index))
         x_0 = normalize_rgbd(torch.from_numpy(rgbd01), self.normalize, self.normalize_depth)
-        sample = self._make_sample(int(index), x_0)
+        sample = self._make_sample(int(index), x_0, extra)
         if self.LAYOUT == "imagenet":
             sample["classes"] = self.index.class_of(i)
         sample[FAILURES_KEY] = format_failures(failures)
         return sample
 
-    def _make_sample(self, index: int, x_0: torch.Tensor) -> Dict[str, Any]:
+    def _make_sample(self, index: int, x_0: torch.Tensor, extra: Any = None) -> Dict[str, Any]:
         return {"x_0": x_0}
 
 
 class _WarpDataset(_RGBDDataset):
     """RGBD images with a forward-backward-warped condition (G_c training, SPEC section 7)."""
 
-    def __init__(self, data_dir: str, image_size: int, normalize: bool = True, normalize_depth: bool = True,
-                 preprocess_depth: str = "z_buffer", near: float = 0.5, far: float = 100.0,
+    def __init__(self, data_dir: str, image_size: int, normalize: bool = False, normalize_depth: bool = False,
+                 preprocess_depth: str = "none", near: float = 0.5, far: float = 100.0,
                  augments: Sequence[str] = (), warp_on_device: bool = False,
                  seed: int = 0, max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
                  std: float = 0.15, warp_atol: float = 0.02, warp_rtol: float = 0.02,
@@ -177,6 +209,12 @@ class _WarpDataset(_RGBDDataset):
             erode_rgb_max: largest ``erode_rgb`` square side (odd; 9 as released).
         """
         self.augments = check_augments(augments)
+        if preprocess_depth in DEPTH_MODES and preprocess_depth not in CODE_MODES:
+            # the reference would warp the channel as if it were a z-buffer code: meaningless geometry
+            default = " (the default)" if preprocess_depth == "none" else ""
+            raise ValueError(f"{type(self).__name__}: the warp reads the depth channel as a depth code, but "
+                             f"preprocess_depth {preprocess_depth!r}{default} is not one; set "
+                             "\"prepocess_depth\": \"z_buffer\" (as the released configs) or \"linear\"")
         try:
             self.warp_settings = WarpSettings(float(std), float(warp_atol), float(warp_rtol), erode_rgb_max)
         except ValueError as e:
@@ -185,15 +223,19 @@ class _WarpDataset(_RGBDDataset):
         super().__init__(data_dir, image_size, normalize, normalize_depth, preprocess_depth, near, far,
                          seed, max_consecutive_failures)
 
-    def _make_sample(self, index: int, x_0: torch.Tensor) -> Dict[str, Any]:
+    def _make_sample(self, index: int, x_0: torch.Tensor, extra: Any = None) -> Dict[str, Any]:
         seed = self.sample_seed(index)
         if self.warp_on_device:
             return {"x_0": x_0, SEED_KEY: seed}
         draw = draw_warp(sample_generator(seed), self.image_size, self.augments, self.warp_settings)
         x01 = unnormalize_rgbd(x_0, self.normalize, self.normalize_depth)  # exactly as build_warp_batch
-        pair = build_warp_pair(x01, draw, self.near, self.far, self.preprocess_depth, self.warp_settings)
+        pair = build_warp_pair(x01, draw, self.near, self.far, self.preprocess_depth, self.warp_settings,
+                               erode_rgb="erode_rgb" in self.augments)
         y = normalize_rgbd(pair["y01"], self.normalize, self.normalize_depth)
-        return {"x_0": x_0, "y": y, "mask": pair["mask"], "mask_rgb": pair["mask_rgb"], "pose": pair["pose"]}
+        sample = {"x_0": x_0, "y": y, "mask": pair["mask"], "pose": pair["pose"]}
+        if "mask_rgb" in pair:  # only with the erode_rgb augment, as the reference
+            sample["mask_rgb"] = pair["mask_rgb"]
+        return sample
 
     def build_warp_batch(self, batch: Dict[str, Any], device: Optional[torch.device] = None) -> Dict[str, Any]:
         """Complete a collated ``warp_on_device`` batch on ``device``.
@@ -218,17 +260,11 @@ class _WarpDataset(_RGBDDataset):
         return {**rest, **out}
 
 
-def _resize_channels(x: np.ndarray, size: int, resample: int) -> np.ndarray:
-    """(C, H, W) float32 -> (C, size, size) with Pillow per channel (mode 'F')."""
-    return np.stack([np.asarray(Image.fromarray(c).resize((size, size), resample), dtype=np.float32)
-                     for c in x])
-
-
 class _SRDataset(_RGBDDataset):
     """High-res RGBD ``x_0`` with a low-res RGBD condition ``y`` (super-resolution model)."""
 
-    def __init__(self, data_dir: str, image_size: int, image_size_lr: int, normalize: bool = True,
-                 normalize_depth: bool = True, preprocess_depth: str = "z_buffer", near: float = 0.5,
+    def __init__(self, data_dir: str, image_size: int, image_size_lr: int, normalize: bool = False,
+                 normalize_depth: bool = False, preprocess_depth: str = "none", near: float = 0.5,
                  far: float = 100.0, seed: int = 0,
                  max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES) -> None:
         """
@@ -242,18 +278,25 @@ class _SRDataset(_RGBDDataset):
         super().__init__(data_dir, image_size, normalize, normalize_depth, preprocess_depth, near, far,
                          seed, max_consecutive_failures)
 
-    def make_low_res(self, rgbd01: torch.Tensor, sigma: float) -> torch.Tensor:
-        """(4, S, S) [0, 1] -> (4, s, s) [0, 1]: RGB blurred (3x3, ``sigma``) then LANCZOS,
-        depth NEAREST."""
-        rgb = gaussian_blur3(rgbd01[None, :3], sigma)[0].numpy()
-        rgb_lr = np.clip(_resize_channels(rgb, self.image_size_lr, Image.LANCZOS), 0.0, 1.0)
-        z_lr = _resize_channels(rgbd01[3:].numpy(), self.image_size_lr, Image.NEAREST)
-        return torch.from_numpy(np.concatenate([rgb_lr, z_lr]))
+    def read_files(self, i: int) -> Tuple[np.ndarray, Any]:
+        """``(rgbd01, (rgb_lr uint8 (s, s, 3), z_lr (s, s)))`` of image ``i`` (files decoded once)."""
+        image_path = os.path.join(self.data_dir, self.index.images[i])
+        depth_path = os.path.join(self.data_dir, self.index.depths[i])
+        rgbd01, rgb_lr, z_lr = self._guarded(image_path, lambda: load_sr_rgbd(
+            image_path, depth_path, self.image_size, self.image_size_lr, self.near, self.far, self.preprocess_depth))
+        return rgbd01, (rgb_lr, z_lr)
 
-    def _make_sample(self, index: int, x_0: torch.Tensor) -> Dict[str, Any]:
+    @staticmethod
+    def make_low_res(rgb_lr: np.ndarray, z_lr: np.ndarray, sigma: float) -> torch.Tensor:
+        """The low-res condition in [0, 1] (depth: as preprocessed): 8-bit colour blurred (3x3,
+        ``sigma``, as OpenCV on uint8) then /255, and the depth channel -> (4, s, s) float32."""
+        rgb = gaussian_blur3_uint8(rgb_lr, sigma).astype(np.float32).transpose(2, 0, 1) / 255.0
+        return torch.from_numpy(np.concatenate([rgb, np.asarray(z_lr, np.float32)[None]]))
+
+    def _make_sample(self, index: int, x_0: torch.Tensor, extra: Any = None) -> Dict[str, Any]:
+        rgb_lr, z_lr = extra
         sigma = draw_blur_sigma(sample_generator(self.sample_seed(index)))
-        rgbd01 = unnormalize_rgbd(x_0, self.normalize, self.normalize_depth)
-        y = normalize_rgbd(self.make_low_res(rgbd01, sigma), self.normalize, self.normalize_depth)
+        y = normalize_rgbd(self.make_low_res(rgb_lr, z_lr, sigma), self.normalize, self.normalize_depth)
         return {"x_0": x_0, "y": y}
 
 

@@ -10,10 +10,16 @@ Conventions (SPEC section 7):
   channel (after the resize, which Pillow does on premultiplied alpha).
 - Depth files hold MiDaS-style relative inverse depth (disparity): an ``.npz``
   with one float16 array ``arr_0`` (H x W). :func:`disparity_to_depth_code`
-  turns it into a depth code in [0, 1] (``z_buffer`` by default); the depth map
-  then gets the same resize with NEAREST and the same centre crop.
-- Values leave this module in [0, 1] (``rgb01``, ``z01``); :func:`to_pm1` maps
-  them to [-1, 1] (``2 x - 1``).
+  turns it into the depth channel of a mode (:data:`DEPTH_MODES`; the released
+  configs use ``z_buffer``, the constructors' default is ``none`` as in the
+  reference); the depth map then gets the same resize with NEAREST and the same
+  centre crop.
+- Colour leaves this module in [0, 1] (``rgb01``), the depth channel in [0, 1]
+  for the code modes (``z01``); :func:`to_pm1` maps them to [-1, 1] (``2 x - 1``).
+- The super-resolution condition (:func:`load_sr_rgbd`) is made from the
+  ORIGINAL image at the low resolution, as the reference: LANCZOS resize of the
+  short side to ``image_size_lr`` and centre crop, as 8-bit RGB; its depth is
+  NEAREST from the full-resolution depth channel, centre-cropped.
 """
 
 from __future__ import annotations
@@ -30,8 +36,12 @@ PathLike = Union[str, os.PathLike]
 DISPARITY_SCALE = 6250.0
 #: smallest disparity kept (depth at most 1000 units)
 MIN_DISPARITY = 1e-3
-#: depth codes understood by :func:`disparity_to_depth_code`
-DEPTH_MODES = ("z_buffer", "linear")
+#: depth channel modes of :func:`disparity_to_depth_code` (the reference's five, plus ``linear``)
+DEPTH_MODES = ("none", "to_depth", "disparity_minmax", "depth_minmax", "z_buffer", "linear")
+#: modes whose channel is a depth code in [0, 1] that geometry can read back (``z_buffer``/``linear``)
+CODE_MODES = ("z_buffer", "linear")
+#: modes whose channel is not in [0, 1] (so it cannot be normalised to [-1, 1])
+UNBOUNDED_MODES = ("none", "to_depth")
 #: Pillow modes resized as they are; anything else is converted to RGB first
 _NATIVE_MODES = ("RGB", "RGBA", "L", "LA")
 
@@ -40,23 +50,36 @@ class DataFileError(Exception):
     """A data file cannot be used (unreadable, truncated, wrong content); the message names it."""
 
 
+def _minmax(x: np.ndarray) -> np.ndarray:
+    """``(x - min) / (max - min)``; a constant map gives zeros (the reference would divide by 0)."""
+    low, span = x.min(), x.max() - x.min()
+    return (x - low) / span if span > 0 else np.zeros_like(x)
+
+
 def disparity_to_depth_code(arr_0: np.ndarray, near: float = 0.5, far: float = 100.0,
                             mode: str = "z_buffer") -> np.ndarray:
-    """MiDaS disparity -> depth code in [0, 1] (SPEC section 7).
+    """MiDaS disparity -> the depth channel of ``mode`` (SPEC section 7; the reference's ``prepocess_depth``).
 
     ``disp = arr_0 / 6250``; if ``max(disp) > 1 / near`` then ``disp /= max(disp) * near``
     (so the nearest point sits at ``near``); ``disp = max(disp, 1e-3)``; then
 
-    - ``z_buffer``: ``z = clip((disp - 1/near) / (1/far - 1/near), 0, 1)``;
-    - ``linear``: ``z = clip((1/disp - near) / (far - near), 0, 1)``.
+    - ``none``: ``disp`` itself (in [1e-3, 1/near]);
+    - ``to_depth``: ``1 / disp`` (linear depth, in [near, 1000]);
+    - ``disparity_minmax``: ``disp`` min-max normalised over the map to [0, 1];
+    - ``depth_minmax``: ``1 / disp`` min-max normalised over the map to [0, 1];
+    - ``z_buffer``: ``z = clip((disp - 1/near) / (1/far - 1/near), 0, 1)`` (released configs);
+    - ``linear`` (ours): ``z = clip((1/disp - near) / (far - near), 0, 1)``.
+
+    Only ``z_buffer`` and ``linear`` are depth codes that the geometry can read back
+    (:data:`CODE_MODES`); the min-max modes lose the scale.
 
     Args:
         arr_0: (H, W) disparity, any float dtype (float16 on disk).
         near, far: depth planes in scene units.
-        mode: ``"z_buffer"`` or ``"linear"``.
+        mode: one of :data:`DEPTH_MODES`.
 
     Returns:
-        (H, W) float32 depth code in [0, 1] (0 = near).
+        (H, W) float32 depth channel (0 = near for the code and min-max depth modes).
     """
     if mode not in DEPTH_MODES:
         raise ValueError(f"preprocess_depth must be one of {DEPTH_MODES}, got {mode!r}")
@@ -65,6 +88,14 @@ def disparity_to_depth_code(arr_0: np.ndarray, near: float = 0.5, far: float = 1
     if peak > 1.0 / near:
         disp = disp / (peak * near)
     disp = np.maximum(disp, MIN_DISPARITY)
+    if mode == "none":
+        return disp.astype(np.float32)
+    if mode == "to_depth":
+        return (1.0 / disp).astype(np.float32)
+    if mode == "disparity_minmax":
+        return _minmax(disp).astype(np.float32)
+    if mode == "depth_minmax":
+        return _minmax(1.0 / disp).astype(np.float32)
     if mode == "z_buffer":
         z = (disp - 1.0 / near) / (1.0 / far - 1.0 / near)
     else:
@@ -89,6 +120,33 @@ def resize_and_crop(image: Image.Image, image_size: int, resample: int) -> Image
     return image.crop((left, top, left + image_size, top + image_size))
 
 
+def read_image(path: PathLike) -> Tuple[Image.Image, Tuple[int, int]]:
+    """Open and decode an image file (modes other than RGB/RGBA/L/LA become RGB, or RGBA for
+    palette images with transparency).
+
+    Returns:
+        ``(image, (height, width))``: the loaded Pillow image at its original size.
+
+    Raises:
+        DataFileError: the file is missing, not an image, truncated or too small to decode.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode not in _NATIVE_MODES:
+                keep_alpha = image.mode == "P" and "transparency" in image.info
+                image = image.convert("RGBA" if keep_alpha else "RGB")
+            return image, (image.height, image.width)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataFileError(f"{os.fspath(path)}: cannot read image ({type(e).__name__}: {e})") from None
+
+
+def crop_rgb_uint8(image: Image.Image, size: int) -> np.ndarray:
+    """LANCZOS resize of the short side to ``size``, centre crop, as (size, size, 3) uint8 RGB
+    (grey replicated, alpha dropped after the resize)."""
+    return np.asarray(resize_and_crop(image, size, Image.LANCZOS).convert("RGB"), dtype=np.uint8)
+
+
 def read_image01(path: PathLike, image_size: int) -> Tuple[np.ndarray, Tuple[int, int]]:
     """Read an image file and return its centre crop and its original size.
 
@@ -99,16 +157,10 @@ def read_image01(path: PathLike, image_size: int) -> Tuple[np.ndarray, Tuple[int
     Raises:
         DataFileError: the file is missing, not an image, truncated or too small to decode.
     """
+    image, original_hw = read_image(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            original_hw = (image.height, image.width)
-            if image.mode not in _NATIVE_MODES:
-                keep_alpha = image.mode == "P" and "transparency" in image.info
-                image = image.convert("RGBA" if keep_alpha else "RGB")
-            image = resize_and_crop(image, image_size, Image.LANCZOS)
-            rgb01 = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        rgb01 = crop_rgb_uint8(image, image_size).astype(np.float32) / 255.0
+    except (OSError, ValueError) as e:
         raise DataFileError(f"{os.fspath(path)}: cannot read image ({type(e).__name__}: {e})") from None
     return rgb01, original_hw
 
@@ -151,19 +203,18 @@ def read_disparity(path: PathLike) -> np.ndarray:
     return disp
 
 
-def load_depth01(path: PathLike, image_size: int, near: float = 0.5, far: float = 100.0,
-                 mode: str = "z_buffer", image_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """Read a depth ``.npz``, convert disparity to a depth code, resize (NEAREST) and centre-crop.
+def read_depth_channel(path: PathLike, near: float = 0.5, far: float = 100.0, mode: str = "z_buffer",
+                       image_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Read a depth ``.npz`` and convert its disparity to the depth channel of ``mode``, at full resolution.
 
     Args:
         path: the ``.npz`` file.
-        image_size: output side length.
         near, far, mode: see :func:`disparity_to_depth_code`.
         image_hw: (height, width) of the matching image, when known: a depth map
             whose aspect ratio differs by more than 2% is rejected.
 
     Returns:
-        (image_size, image_size) float32 depth code in [0, 1].
+        (H, W) float32 depth channel at the file's resolution.
     """
     disp = read_disparity(path)
     if image_hw is not None:
@@ -172,9 +223,26 @@ def load_depth01(path: PathLike, image_size: int, near: float = 0.5, far: float 
         if abs(ratio_depth / ratio_img - 1.0) > 0.02:
             raise DataFileError(f"{os.fspath(path)}: depth is {disp.shape[0]}x{disp.shape[1]} but its image is "
                                 f"{image_hw[0]}x{image_hw[1]} (aspect ratios differ)")
-    z01 = disparity_to_depth_code(disp, near, far, mode)
-    z_image = resize_and_crop(Image.fromarray(z01, mode="F"), image_size, Image.NEAREST)
-    return np.asarray(z_image, dtype=np.float32)
+    return disparity_to_depth_code(disp, near, far, mode)
+
+
+def crop_depth(z: np.ndarray, size: int) -> np.ndarray:
+    """NEAREST resize of the short side of a full-resolution depth channel to ``size``, centre crop
+    -> (size, size) float32."""
+    return np.asarray(resize_and_crop(Image.fromarray(np.asarray(z, np.float32), mode="F"), size, Image.NEAREST),
+                      dtype=np.float32)
+
+
+def load_depth01(path: PathLike, image_size: int, near: float = 0.5, far: float = 100.0,
+                 mode: str = "z_buffer", image_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """Read a depth ``.npz``, convert disparity to the depth channel, resize (NEAREST) and centre-crop.
+
+    Args: see :func:`read_depth_channel`; ``image_size`` is the output side length.
+
+    Returns:
+        (image_size, image_size) float32 depth channel ([0, 1] for the code modes).
+    """
+    return crop_depth(read_depth_channel(path, near, far, mode, image_hw), image_size)
 
 
 def load_rgbd01(image_path: PathLike, depth_path: PathLike, image_size: int, near: float = 0.5,
@@ -187,6 +255,31 @@ def load_rgbd01(image_path: PathLike, depth_path: PathLike, image_size: int, nea
     rgb01, original_hw = read_image01(image_path, image_size)
     z01 = load_depth01(depth_path, image_size, near, far, mode, image_hw=original_hw)
     return np.concatenate([rgb01.transpose(2, 0, 1), z01[None]], axis=0)
+
+
+def load_sr_rgbd(image_path: PathLike, depth_path: PathLike, image_size: int, image_size_lr: int,
+                 near: float = 0.5, far: float = 100.0, mode: str = "z_buffer"
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """High-res RGBD and the low-res condition's ingredients, both from the ORIGINAL files.
+
+    Each file is decoded once. The low-res colour is the original image LANCZOS-resized
+    (short side ``image_size_lr``) and centre-cropped, kept as 8-bit (the caller blurs it,
+    see :func:`ivid.data.augment.gaussian_blur3_uint8`); the low-res depth is NEAREST from the
+    full-resolution depth channel, centre-cropped (as the reference's ``SRDataset``).
+
+    Returns:
+        ``(rgbd01, rgb_lr, z_lr)``: (4, S, S) float32 as :func:`load_rgbd01`, (s, s, 3) uint8,
+        (s, s) float32 (S = ``image_size``, s = ``image_size_lr``).
+    """
+    image, original_hw = read_image(image_path)
+    try:
+        rgb01 = crop_rgb_uint8(image, image_size).astype(np.float32) / 255.0
+        rgb_lr = crop_rgb_uint8(image, image_size_lr)
+    except (OSError, ValueError) as e:
+        raise DataFileError(f"{os.fspath(image_path)}: cannot read image ({type(e).__name__}: {e})") from None
+    z_full = read_depth_channel(depth_path, near, far, mode, image_hw=original_hw)
+    rgbd01 = np.concatenate([rgb01.transpose(2, 0, 1), crop_depth(z_full, image_size)[None]], axis=0)
+    return rgbd01, rgb_lr, crop_depth(z_full, image_size_lr)
 
 
 def to_pm1(x01):

@@ -20,8 +20,9 @@ Pipeline on the [0, 1] RGBD ``x01`` (4 x H x W):
    atol, rtol) -> colour, depth code, mask (already masked);
 4. ``postwarp_noise``: ``y += N(0, 0.03 U)``;
 5. ``blur``: with p = 0.8, ``y_rgb = blur3x3(x01_rgb, sigma = U + 1e-3)`` (clean x01);
-6. ``erode_rgb``: ``mask_rgb = erode(mask, k x k)``, k in {1, 3, ..., erode_max}; ``y_rgb *= mask_rgb``
-   (without it ``mask_rgb = mask``);
+6. ``erode_rgb``: ``mask_rgb = erode(mask, k x k)``, k in {1, 3, ..., erode_max}; ``y_rgb *= mask_rgb``;
+   only then does a sample carry ``mask_rgb`` (as the reference: without the augment there is
+   none, and G_c then has 9 input channels);
 7. ``y *= mask``; then to [-1, 1] as the dataset normalises (masked pixels -> -1).
 
 ``std``, ``atol``/``rtol`` and ``erode_max`` are :class:`WarpSettings`; the defaults are
@@ -143,8 +144,9 @@ def _warp(rgbd01: torch.Tensor, modelview: torch.Tensor, near: float, far: float
 
 
 def _finish(x01: torch.Tensor, color: torch.Tensor, z01: torch.Tensor, mask: torch.Tensor,
-            draws: Sequence[WarpDraw]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Steps 4-7 on a batch: (B,4,H,W) x01, warp outputs -> (y01, mask, mask_rgb)."""
+            draws: Sequence[WarpDraw], erode_rgb: bool
+            ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Steps 4-7 on a batch: (B,4,H,W) x01, warp outputs -> (y01, mask, mask_rgb or None without erode_rgb)."""
     device = x01.device
     y01 = torch.cat([color, z01], dim=1)
     for i, draw in enumerate(draws):
@@ -155,8 +157,9 @@ def _finish(x01: torch.Tensor, color: torch.Tensor, z01: torch.Tensor, mask: tor
         sigmas = [draws[i].blur_sigma for i in blurred]
         y01[blurred, :3] = gaussian_blur3(x01[blurred, :3], sigmas)
     mask = (mask > 0.5).to(torch.float32)
-    mask_rgb = erode_masks(mask, [d.erode_size for d in draws])
-    y01[:, :3] *= mask_rgb
+    mask_rgb = erode_masks(mask, [d.erode_size for d in draws]) if erode_rgb else None
+    if mask_rgb is not None:
+        y01[:, :3] *= mask_rgb
     y01 *= mask
     return y01, mask, mask_rgb
 
@@ -166,7 +169,8 @@ def _pose(draws: Sequence[WarpDraw], device) -> torch.Tensor:
 
 
 def build_warp_pair(x01: torch.Tensor, draw: WarpDraw, near: float = 0.5, far: float = 100.0,
-                    mode: str = "z_buffer", settings: WarpSettings = WarpSettings()) -> Dict[str, torch.Tensor]:
+                    mode: str = "z_buffer", settings: WarpSettings = WarpSettings(),
+                    erode_rgb: bool = True) -> Dict[str, torch.Tensor]:
     """One warped condition (CPU or any device; unbatched renderer call).
 
     Args:
@@ -174,16 +178,21 @@ def build_warp_pair(x01: torch.Tensor, draw: WarpDraw, near: float = 0.5, far: f
         draw: the sample's random quantities (:func:`draw_warp`).
         near, far, mode: depth encoding of the depth channel.
         settings: depth-edge tolerances (the draw already holds the camera and erosion).
+        erode_rgb: the ``erode_rgb`` augment is on: erode ``mask_rgb`` and return it.
 
     Returns:
-        dict with ``y01`` (4, H, W) in [0, 1] (+ noise; 0 where masked), ``mask`` and
-        ``mask_rgb`` (1, H, W) float32 0/1, ``pose`` (2,) float32 (theta, phi).
+        dict with ``y01`` (4, H, W) in [0, 1] (+ noise; 0 where masked), ``mask``
+        (1, H, W) float32 0/1, ``pose`` (2,) float32 (theta, phi), and with ``erode_rgb``
+        ``mask_rgb`` (1, H, W) float32 0/1.
     """
     rgbd = x01 if draw.prewarp_noise is None else x01 + draw.prewarp_noise.to(x01.device)
     modelview = torch.from_numpy(draw.modelview).to(x01.device)
     color, z01, mask = _warp(rgbd.permute(1, 2, 0).contiguous(), modelview, near, far, mode, settings)
-    y01, mask, mask_rgb = _finish(x01[None], color[None], z01[None], mask[None], [draw])
-    return {"y01": y01[0], "mask": mask[0], "mask_rgb": mask_rgb[0], "pose": _pose([draw], x01.device)[0]}
+    y01, mask, mask_rgb = _finish(x01[None], color[None], z01[None], mask[None], [draw], erode_rgb)
+    out = {"y01": y01[0], "mask": mask[0], "pose": _pose([draw], x01.device)[0]}
+    if mask_rgb is not None:
+        out["mask_rgb"] = mask_rgb[0]
+    return out
 
 
 def build_warp_batch(x_0: torch.Tensor, seeds: Sequence[int], augments: Sequence[str] = (),
@@ -205,8 +214,8 @@ def build_warp_batch(x_0: torch.Tensor, seeds: Sequence[int], augments: Sequence
 
     Returns:
         dict with ``x_0`` (B, 4, H, W) on ``device``, ``y`` (B, 4, H, W) normalised like
-        ``x_0`` (masked pixels -1 when normalised), ``mask``, ``mask_rgb`` (B, 1, H, W)
-        float32 0/1, ``pose`` (B, 2) float32.
+        ``x_0`` (masked pixels -1 when normalised), ``mask`` (B, 1, H, W) float32 0/1,
+        ``pose`` (B, 2) float32, and with the ``erode_rgb`` augment ``mask_rgb`` (B, 1, H, W).
     """
     device = torch.device(device) if device is not None else x_0.device
     x_0 = x_0.to(device=device, dtype=torch.float32)
@@ -221,6 +230,9 @@ def build_warp_batch(x_0: torch.Tensor, seeds: Sequence[int], augments: Sequence
             rgbd[i] += draw.prewarp_noise.to(device)
     modelviews = torch.from_numpy(np.stack([d.modelview for d in draws])).to(device)
     color, z01, mask = _warp(rgbd.permute(0, 2, 3, 1).contiguous(), modelviews, near, far, mode, settings)
-    y01, mask, mask_rgb = _finish(x01, color, z01, mask, draws)
+    y01, mask, mask_rgb = _finish(x01, color, z01, mask, draws, "erode_rgb" in augments)
     y = normalize_rgbd(y01, normalize, normalize_depth)
-    return {"x_0": x_0, "y": y, "mask": mask, "mask_rgb": mask_rgb, "pose": _pose(draws, device)}
+    out = {"x_0": x_0, "y": y, "mask": mask, "pose": _pose(draws, device)}
+    if mask_rgb is not None:
+        out["mask_rgb"] = mask_rgb
+    return out

@@ -232,8 +232,10 @@ class InpaintCFG(ClassifierFreeGuidance):
 
     Training: labels are dropped as in CFG; additionally, with probability
     ``p_uncond_img`` per sample the image condition is dropped by setting that
-    sample's ``mask`` and ``mask_rgb`` to 0 (its condition channels become pure
-    noise and zero masks). At inference the image condition is always kept.
+    sample's ``mask`` to 0 (its condition channels become pure noise and a zero
+    mask). As in the reference, a model trained with ``p_uncond_img > 0`` never
+    gets ``mask_rgb`` (9 input channels): :meth:`drop_conditions` removes it. At
+    inference the image condition is always kept.
     """
 
     COND_KEYS = ("y", "mask", "mask_rgb")
@@ -255,9 +257,12 @@ class InpaintCFG(ClassifierFreeGuidance):
         y, mask = y.to(device, dtype), mask.to(device, dtype)
         given_rgb_mask = mask_rgb is not None
         mask_rgb = mask_rgb.to(device, dtype) if given_rgb_mask else mask
-        noise = randn((x_t.shape[0], 4) + tuple(x_t.shape[2:]), generator, device, dtype)
-        rgb = y[:, :3] * mask_rgb + noise[:, :3] * (1 - mask_rgb)
-        depth = y[:, 3:4] * mask + noise[:, 3:4] * (1 - mask)
+        size = tuple(x_t.shape[2:])
+        # two draws, colour then depth, as the reference (same generator stream)
+        rgb_noise = randn((x_t.shape[0], 3) + size, generator, device, dtype)
+        depth_noise = randn((x_t.shape[0], 1) + size, generator, device, dtype)
+        rgb = y[:, :3] * mask_rgb + rgb_noise * (1 - mask_rgb)
+        depth = y[:, 3:4] * mask + depth_noise * (1 - mask)
         parts = [x_t] + ([mask_rgb] if given_rgb_mask else []) + [rgb, depth, mask]
         x_in = torch.cat(parts, dim=1)
         expected = getattr(self.backbone, "in_channels", x_in.shape[1])
@@ -267,17 +272,31 @@ class InpaintCFG(ClassifierFreeGuidance):
                              f"{expected}{hint}")
         return x_in
 
+    @property
+    def takes_mask_rgb(self) -> bool:
+        """Whether the backbone has the ``mask_rgb`` input channel (``in_channels == out_channels + 6``,
+        10 as released) rather than 9 (``out_channels + 5``)."""
+        backbone = self.backbone
+        in_ch, out_ch = getattr(backbone, "in_channels", None), getattr(backbone, "out_channels", None)
+        return in_ch is None or out_ch is None or in_ch != out_ch + 5
+
+    def training_conditions(self, cond: Dict[str, Any]) -> Dict[str, Any]:
+        """The conditions a training step feeds: without ``mask_rgb`` when ``p_uncond_img > 0``
+        (the reference builds those inputs without it)."""
+        if self.p_uncond_img > 0 and "mask_rgb" in cond:
+            cond = {k: v for k, v in cond.items() if k != "mask_rgb"}
+        return cond
+
     def drop_conditions(self, cond, generator=None):
-        """Zero ``mask`` and ``mask_rgb`` of each sample with probability ``p_uncond_img``."""
+        """Zero ``mask`` of each sample with probability ``p_uncond_img`` (and never feed ``mask_rgb``
+        then, see :meth:`training_conditions`)."""
+        cond = self.training_conditions(cond)
         if self.p_uncond_img <= 0 or cond.get("mask") is None:
             return cond
         mask = cond["mask"]
         keep = (rand((mask.shape[0],), generator, mask.device) >= self.p_uncond_img).to(mask.dtype)
         keep = keep.reshape(-1, *([1] * (mask.ndim - 1)))
-        cond = dict(cond, mask=mask * keep)
-        if cond.get("mask_rgb") is not None:
-            cond["mask_rgb"] = cond["mask_rgb"] * keep.to(cond["mask_rgb"].dtype)
-        return cond
+        return dict(cond, mask=mask * keep)
 
 
 class SuperResCFG(ClassifierFreeGuidance):

@@ -3,7 +3,8 @@
 Each function is pure (returns a new tensor) and acts on
 ``x_0`` ``(N, 4, H, W)`` in [-1, 1] (channels 0-2 RGB, 3 = encoded depth z mapped
 to [-1, 1]); masks are ``(N, 1, H, W)`` in {0, 1} (soft values blend linearly).
-The samplers apply them after clipping x_0 and before recomputing eps from it.
+The samplers apply them to the predicted x_0 (clamped to [-1, 1] only with ``clip_denoised``)
+and before recomputing eps from it.
 """
 
 from __future__ import annotations

@@ -5,13 +5,19 @@ Both samplers:
 * start from ``noise`` or N(0, 1) drawn with ``generator`` (shape
   ``(num, out_channels, image_size, image_size)`` of the backbone), on the
   backbone's device, in float32;
-* predict x_0 from eps each step and **clip it to [-1, 1]** (ADM's
-  ``clip_denoised=True`` default), apply the guidance options
+* predict x_0 from eps each step, clip it to [-1, 1] only when
+  ``clip_denoised=True`` (default False, as the reference's samplers and its
+  ``inference/sample.py``; ADM's own default is True), apply the guidance options
   (``ivid.diffusion.guidance``) to it, then step;
 * draw every random number from ``generator``, so the same generator seed gives
   identical samples (InpaintCFG's condition noise included); ``generator`` may
   also be a list with one generator per sample, each sample then depends on its
-  own generator only (see ``ivid.diffusion.noise``);
+  own generator only (see ``ivid.diffusion.noise``). The draws are those of the
+  reference, in its order: x_T (unless ``noise`` is given), then per step the
+  framework's own draws and one ``randn`` of x_t's shape (used only by DDPM for
+  t > 0 and by DDIM with eta > 0 before the last step), so with the global RNG
+  (``generator=None``) and the same seed the reference's samplers and these
+  consume the same stream;
 * run under ``torch.no_grad()`` and show a tqdm bar when ``verbose``.
 
 ``sample(...)`` keyword conditions: ``strength`` (guidance scale), the
@@ -39,7 +45,8 @@ class SampleResult:
     """Output of a sampler.
 
     Attributes:
-        samples: ``(N, C, H, W)`` float32 final samples in [-1, 1].
+        samples: ``(N, C, H, W)`` float32 final samples (about [-1, 1]; values outside are kept
+            unless ``clip_denoised``).
         noise: ``(N, C, H, W)`` the initial x_T the chain started from.
     """
 
@@ -85,10 +92,11 @@ class _Sampler:
         x_T = self._initial_noise(num, noise, generator, device)
         return x_T, classes, strength, guides, cond
 
-    def _predict_x0(self, x_t, t_index: torch.Tensor, eps, tables) -> torch.Tensor:
+    def _predict_x0(self, x_t, t_index: torch.Tensor, eps, tables, clip_denoised: bool = False) -> torch.Tensor:
+        """x_0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps, clamped to [-1, 1] only if ``clip_denoised``."""
         x_0 = extract(tables["sqrt_recip_alphas_cumprod"], t_index, x_t.ndim) * x_t \
             - extract(tables["sqrt_recipm1_alphas_cumprod"], t_index, x_t.ndim) * eps
-        return x_0.clamp(-1.0, 1.0)
+        return x_0.clamp(-1.0, 1.0) if clip_denoised else x_0
 
 
 class DdpmSampler(_Sampler):
@@ -117,29 +125,33 @@ class DdpmSampler(_Sampler):
     @torch.no_grad()
     def sample(self, num: int, noise: Optional[torch.Tensor] = None, classes=None, steps: Optional[int] = None,
                eta: float = 0.0, verbose: bool = False, generator: GeneratorLike = None,
-               **cond: Any) -> SampleResult:
-        """Draw ``num`` samples. ``steps`` must be None or >= T (DDPM always runs all T steps); ``eta`` is unused."""
+               clip_denoised: bool = False, **cond: Any) -> SampleResult:
+        """Draw ``num`` samples. ``steps`` must be None or >= T (DDPM always runs all T steps); ``eta`` is unused;
+        ``clip_denoised`` clamps each step's predicted x_0 to [-1, 1] (off by default, as the reference)."""
         if steps is not None and steps < self.framework.timesteps:
             raise ValueError(f"DdpmSampler runs all {self.framework.timesteps} steps; got steps={steps} "
                              "(use DdimSampler for fewer steps)")
         x_T, classes, strength, guides, cond = self._prepare(num, noise, classes, generator, cond)
         x = x_T
         for t in tqdm(self.timesteps(), desc="DDPM", disable=not verbose, leave=False):
-            x = self.step(x, t, classes, strength, generator, guides, cond)
+            x = self.step(x, t, classes, strength, generator, guides, cond, clip_denoised)
         return SampleResult(samples=x, noise=x_T)
 
-    def step(self, x_t, t: int, classes, strength, generator, guides, cond) -> torch.Tensor:
+    def step(self, x_t, t: int, classes, strength, generator, guides, cond,
+             clip_denoised: bool = False) -> torch.Tensor:
         """One ancestral step from 0-based index ``t`` to ``t - 1`` (returns x_0's mean at t = 0)."""
         t_index = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
         eps = self.framework.model_inference(x_t, t_index, classes, strength, generator=generator, **cond)
-        x_0 = apply_guidance(self._predict_x0(x_t, t_index, eps, self._tables), t == 0, **guides)
+        x_0 = apply_guidance(self._predict_x0(x_t, t_index, eps, self._tables, clip_denoised), t == 0, **guides)
         nd = x_t.ndim
         mean = extract(self.posterior_mean_coef1, t_index, nd) * x_0 \
             + extract(self.posterior_mean_coef2, t_index, nd) * x_t
+        # drawn on every step, t = 0 included, as the reference: the same generator stream
+        noise = randn(x_t.shape, generator, x_t.device, x_t.dtype)
         if t == 0:
             return mean
         log_var = extract(self.posterior_log_variance_clipped, t_index, nd)
-        return mean + torch.exp(0.5 * log_var) * randn(x_t.shape, generator, x_t.device, x_t.dtype)
+        return mean + torch.exp(0.5 * log_var) * noise
 
 
 class DdimSampler(_Sampler):
@@ -174,27 +186,32 @@ class DdimSampler(_Sampler):
     @torch.no_grad()
     def sample(self, num: int, noise: Optional[torch.Tensor] = None, classes=None, steps: Optional[int] = None,
                eta: float = 0.0, verbose: bool = False, generator: GeneratorLike = None,
-               **cond: Any) -> SampleResult:
-        """Draw ``num`` samples with ``steps`` DDIM steps (None = T) and stochasticity ``eta``."""
+               clip_denoised: bool = False, **cond: Any) -> SampleResult:
+        """Draw ``num`` samples with ``steps`` DDIM steps (None = T) and stochasticity ``eta``;
+        ``clip_denoised`` clamps each step's predicted x_0 to [-1, 1] (off by default, as the reference)."""
         pairs = self.timestep_pairs(steps)
         x_T, classes, strength, guides, cond = self._prepare(num, noise, classes, generator, cond)
         x = x_T
         for t, t_prev in tqdm(pairs, desc="DDIM", disable=not verbose, leave=False):
-            x = self.step(x, t, t_prev, classes, strength, eta, generator, guides, cond)
+            x = self.step(x, t, t_prev, classes, strength, eta, generator, guides, cond, clip_denoised)
         return SampleResult(samples=x, noise=x_T)
 
-    def step(self, x_t, t: int, t_prev: int, classes, strength, eta: float, generator, guides, cond):
+    def step(self, x_t, t: int, t_prev: int, classes, strength, eta: float, generator, guides, cond,
+             clip_denoised: bool = False):
         """One DDIM step from ``t`` to ``t_prev`` (step counts; the model sees index ``t - 1``)."""
         n, nd, device = x_t.shape[0], x_t.ndim, x_t.device
         t_index = torch.full((n,), t - 1, device=device, dtype=torch.long)
         eps = self.framework.model_inference(x_t, t_index, classes, strength, generator=generator, **cond)
-        x_0 = apply_guidance(self._predict_x0(x_t, t_index, eps, self._tables), t_prev == 0, **guides)
+        x_0 = apply_guidance(self._predict_x0(x_t, t_index, eps, self._tables, clip_denoised), t_prev == 0,
+                             **guides)
         eps = (extract(self.sqrt_recip_alphas_cumprod, t_index, nd) * x_t - x_0) \
             / extract(self.sqrt_recipm1_alphas_cumprod, t_index, nd)
         alpha_bar = extract(self.framework.alphas_cumprod, t_index, nd)
         alpha_bar_prev = extract(self.alphas_cumprod_prev, torch.full_like(t_index, t_prev), nd)
         sigma = eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * torch.sqrt(1 - alpha_bar / alpha_bar_prev)
         x_prev = x_0 * torch.sqrt(alpha_bar_prev) + torch.sqrt((1 - alpha_bar_prev - sigma ** 2).clamp(min=0)) * eps
+        # drawn on every step, eta = 0 and the last step included, as the reference (same generator stream)
+        noise = randn(x_t.shape, generator, device, x_t.dtype)
         if eta > 0 and t_prev > 0:
-            x_prev = x_prev + sigma * randn(x_t.shape, generator, device, x_t.dtype)
+            x_prev = x_prev + sigma * noise
         return x_prev

@@ -8,7 +8,8 @@ For a batch of B samples and V cameras per sample:
    supplies it (image-to-3D, :mod:`ivid.sampling.image_to_3d`);
 2. after each view, its mesh is built from its own sample:
    ``depth_to_mesh(linearize_depth(z, near, far), padding='frustum', fov,
-   modelview, atol, rtol, erode_rgb, cal_normal=True)`` with colour = its RGB in [0, 1];
+   modelview, atol, rtol, erode_rgb, cal_normal=True)`` with colour = its RGB mapped to
+   [0, 1] without clamping (as the reference);
 3. view j >= 1: ``aggregate_conditions`` of the meshes of views 0..j-1 into
    camera j gives color / depth / mask / mask_rgb / depth_convex; G_c (DDIM,
    ``steps_cond``) samples with ``y = [color, depth]*2-1``, ``mask``, ``mask_rgb``,
@@ -33,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 __all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "loop_generator", "sample_first_view",
-           "view_mesh", "batch_conditions", "sample_multiview"]
+           "view_mesh", "batch_conditions", "sample_multiview", "takes_mask_rgb"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class MultiviewOptions:
             options (0 disables one; constrain_depth needs replace_depth).
         eta: DDIM eta for G_c (and for G_u when it uses DDIM).
         ssaa: super-sampling factor of the conditioning renderer.
+        clip_denoised: clamp every step's predicted x_0 to [-1, 1] (off, as the reference's
+            ``inference/sample.py``; see :mod:`ivid.diffusion.samplers`).
     """
 
     steps_uncond: int = 1000
@@ -68,6 +71,7 @@ class MultiviewOptions:
     constrain_depth: float = 0.5
     eta: float = 0.0
     ssaa: int = 3
+    clip_denoised: bool = False
 
 
 @dataclass
@@ -169,7 +173,7 @@ def sample_first_view(g_u, generators: Sequence[torch.Generator], classes: Optio
     with _measure(timings, "model_uncond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=steps, eta=options.eta,
                                 generator=in_loop if in_loop is not None else loop_generator(generators),
-                                strength=options.guidance)
+                                strength=options.guidance, clip_denoised=options.clip_denoised)
     return result.samples.float()
 
 
@@ -183,11 +187,14 @@ def view_mesh(rgbd_pm1: torch.Tensor, modelview: np.ndarray, options: MultiviewO
     Returns:
         ``(mesh, color)`` with the mesh from :func:`ivid.geometry.depth_to_mesh`
         (frustum padding, flags, normals, world space) and ``color`` ``S x S x 3``
-        float32 in [0, 1], both on the input's device.
+        float32 ``rgb * 0.5 + 0.5``, NOT clamped (about [0, 1]), both on the input's device.
     """
     from ivid.geometry import depth_to_mesh, linearize_depth
 
-    x01 = (rgbd_pm1.float() * 0.5 + 0.5).clamp(0.0, 1.0)
+    # No clamping (as the reference): a texture may hold values slightly outside [0, 1], and
+    # they blend as they are; the conditioning render truncates its blended colour to 8 bits
+    # (clipping then) like the reference's. linearize_depth clamps the depth code itself.
+    x01 = rgbd_pm1.float() * 0.5 + 0.5
     depth = linearize_depth(x01[3], options.near, options.far)
     mesh = depth_to_mesh(depth, padding="frustum", fov=options.fov, modelview=modelview,
                          atol=options.atol, rtol=options.rtol, erode_rgb=options.erode_rgb, cal_normal=True)
@@ -219,11 +226,19 @@ def batch_conditions(meshes: Sequence[Sequence], colors: Sequence[Sequence[torch
     return {k: torch.as_tensor(cond[k], device=device, dtype=torch.float32).permute(0, 3, 1, 2) for k in keys}
 
 
-def _cond_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions) -> Dict[str, object]:
+def takes_mask_rgb(g_c) -> bool:
+    """Whether G_c's backbone has the ``mask_rgb`` input channel (10 input channels, as released;
+    a G_c trained with ``p_uncond_img > 0`` or without the ``erode_rgb`` augment has 9)."""
+    return bool(getattr(g_c, "takes_mask_rgb", True))
+
+
+def _cond_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions,
+                 with_mask_rgb: bool = True) -> Dict[str, object]:
     """Sampler keyword arguments of G_c for a batch of conditions (SPEC §4, §9)."""
     y = torch.cat([cond["color"], cond["depth"]], 1) * 2 - 1
-    kwargs: Dict[str, object] = {"y": y, "mask": cond["mask"], "mask_rgb": cond["mask_rgb"],
-                                 "strength": options.guidance}
+    kwargs: Dict[str, object] = {"y": y, "mask": cond["mask"], "strength": options.guidance}
+    if with_mask_rgb:
+        kwargs["mask_rgb"] = cond["mask_rgb"]
     if options.replace_rgb > 0:
         kwargs["replace_rgb"] = (options.replace_rgb, y[:, :3], cond["mask_rgb"])
     if options.replace_depth > 0:
@@ -237,7 +252,8 @@ def _conditional_view(g_c, sampler, generators, in_loop, classes, cond, options,
     noise = _initial_noise(g_c, generators)
     with _measure(timings, "model_cond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=int(options.steps_cond),
-                                eta=options.eta, generator=in_loop, **_cond_kwargs(cond, options))
+                                eta=options.eta, generator=in_loop, clip_denoised=options.clip_denoised,
+                                **_cond_kwargs(cond, options, takes_mask_rgb(g_c)))
     return result.samples.float()
 
 

@@ -8,9 +8,16 @@ Layout of one run (SPEC §9)::
         grids/<name>_depth.png         colourised depth code of every view
         conds/<name>.png               condition colour of views 1.. (view 0 blank)
         conds/<name>_depth.png         colourised condition depth (masked pixels black)
-        results/<name>.png             'uncond': view 0; 'random': the novel view 1
-        results/<name>_view%02d.png    other viewsets: every view
+        results/<name>.png             exactly what the paper's FID protocol scores: 'uncond': view 0;
+                                       'random': the novel view 1; nothing for other viewsets (3x9:
+                                       ``render.py --traj random`` writes one fusion render per scene here)
         scenes/<name>.npz              ivid.scene file: every view's rgb, depth, modelview, fov
+
+8-bit conversion (docs/fidelity.md): ``results/`` and scene colours truncate as the
+reference (``uint8(clip(x, 0, 1) * 255)``, :func:`ivid.utils.images.to_uint8`) - the
+images FID is computed on; grids and condition images, pictures for people, round
+to nearest (:func:`ivid.utils.images.pm1_to_uint8`; the reference's torchvision grids
+round too).
 
 ``<name>`` is the sample's :attr:`SampleJob.name`. Image-to-3D runs are
 ``image_<stem>_viewset_<v>_steps_c<sc>_guidance<g>``. Files are written by a small
@@ -28,14 +35,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ivid.utils.images import colorize_depth, make_grid, pm1_to_uint8, save_png
+from ivid.utils.images import colorize_depth, make_grid, pm1_to_uint8, save_png, to_uint8
 from ivid.utils.io import atomic_write
 
 from .multiview import View
 from .plan import SampleJob
 from .viewsets import ViewsetChoice, grid_layout
 
-__all__ = ["run_dir_name", "scene_views", "OutputWriter", "write_run_info", "SUBDIRS"]
+__all__ = ["run_dir_name", "scene_views", "result_view", "OutputWriter", "write_run_info", "SUBDIRS"]
 
 SUBDIRS = ("grids", "conds", "results", "scenes")
 
@@ -51,18 +58,38 @@ def run_dir_name(viewset_label: str, steps_uncond: int, steps_cond: int, guidanc
 
 
 def _rgb_u8(rgb01) -> np.ndarray:
+    """A picture for people (grids, conditions): rounded to the nearest 8-bit level."""
     return pm1_to_uint8(np.asarray(rgb01, dtype=np.float32) * 2.0 - 1.0)
 
 
+def _rgb_u8_reference(rgb01) -> np.ndarray:
+    """A result or scene colour: truncated as the reference (``uint8(clip(x, 0, 1) * 255)``)."""
+    return to_uint8(np.asarray(rgb01, dtype=np.float32))
+
+
+def result_view(viewset_name: str, num_views: int) -> Optional[int]:
+    """Index of the view ``results/`` gets for a viewset (the paper's FID protocol), or None.
+
+    ``uncond``: the first view (G_u's sample); ``random``: the novel view (index 1); every other
+    viewset: none (the fusion protocol scores ``render.py --traj random`` renders instead).
+    """
+    if viewset_name == "uncond":
+        return 0
+    if viewset_name == "random" and num_views > 1:
+        return 1
+    return None
+
+
 def scene_views(views: Sequence[View], near: float, far: float, fov: float) -> List[Dict[str, object]]:
-    """Views in the :mod:`ivid.scene` format: rgb uint8 H x W x 3, depth linear float32 H x W,
-    modelview 4 x 4 float64, fov (degrees)."""
+    """Views in the :mod:`ivid.scene` format: rgb uint8 H x W x 3 (truncated as the reference),
+    depth linear float32 H x W, modelview 4 x 4 float64, fov (degrees)."""
     from ivid.geometry import linearize_depth
 
     out = []
     for view in views:
         depth = linearize_depth(view.z.numpy().astype(np.float32), near, far)
-        out.append({"rgb": _rgb_u8(view.rgb.numpy()), "depth": np.asarray(depth, np.float32).reshape(view.z.shape),
+        out.append({"rgb": _rgb_u8_reference(view.rgb.numpy()),
+                    "depth": np.asarray(depth, np.float32).reshape(view.z.shape),
                     "modelview": np.asarray(view.modelview, np.float64), "fov": float(fov)})
     return out
 
@@ -123,11 +150,9 @@ class OutputWriter:
             cond_z = [None] + [colorize_depth(v.cond["depth"].numpy(), v.cond["mask"].numpy()) for v in views[1:]]
             self._png("conds", f"{name}.png", _grid(cond_rgb, order, nrow))
             self._png("conds", f"{name}_depth.png", _grid(cond_z, order, nrow))
-        if self.viewset.name in ("uncond", "random"):
-            self._png("results", f"{name}.png", rgbs[-1] if self.viewset.name == "random" else rgbs[0])
-        else:
-            for k, rgb in enumerate(rgbs):
-                self._png("results", f"{name}_view{k:02d}.png", rgb)
+        index = result_view(self.viewset.name, len(views))
+        if index is not None:
+            self._png("results", f"{name}.png", _rgb_u8_reference(views[index].rgb.numpy()))
         scene = scene_views(views, self.near, self.far, self.fov)
         metadata = {"name": name, "seed": job.seed, "class": job.class_label, "viewset": self.viewset.label,
                     "near": self.near, "far": self.far}

@@ -47,6 +47,9 @@ class Preset:
 # The small G_c follows its condition only loosely, so replace_rgb / replace_depth pull each new view
 # harder towards what the earlier views show. 100 DDIM steps of G_u and 20 per G_c view keep a 3x9
 # viewset of 4 seeds plus their videos within ~2 minutes on 2 CPU cores (ckpts/demo/README.md).
+# The small demo models' x0 predictions overshoot [-1, 1] at guidance 3 and 100 steps (saturated or
+# black views without clamping), so the demo clamps them (ADM's default); the released models are
+# sampled without clamping, as the reference.
 _DEMO_GEOMETRY = {"atol": 0.1, "rtol": 0.1, "erode_rgb": 1}
 
 PRESETS: Dict[str, Preset] = {
@@ -56,7 +59,7 @@ PRESETS: Dict[str, Preset] = {
         ckpt_uncond="ckpts/demo/uncond.pt",
         ckpt_cond="ckpts/demo/cond.pt",
         sample_defaults={"output_dir": "samples/demo", "seeds": "0-3", "steps_uncond": 100, "steps_cond": 20,
-                         "replace_rgb": 0.5, "replace_depth": 0.5, **_DEMO_GEOMETRY},
+                         "replace_rgb": 0.5, "replace_depth": 0.5, "clip_denoised": True, **_DEMO_GEOMETRY},
         render_defaults={"video_size": 256, **_DEMO_GEOMETRY},
         about="32x32 toy-scene models trained by this project (configs/demo_*.json, ckpts/demo/)",
     ),

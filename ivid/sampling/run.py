@@ -117,14 +117,20 @@ def _check_configs(cfg_u: Optional[Dict], cfg_c: Optional[Dict], request: Sample
     def kind(cfg, option, valid, expect_in):
         name = cfg["framework"]["name"]
         in_ch = cfg["backbone"]["args"].get("in_channels")
-        if name not in valid or in_ch != expect_in:
+        if name not in valid or in_ch not in expect_in:
             raise ValueError(f"{option} {getattr(request, option[2:])}: framework {name} with in_channels {in_ch} "
-                             f"does not fit (expected {' or '.join(valid)} with in_channels {expect_in}); "
+                             f"does not fit (expected {' or '.join(valid)} with in_channels "
+                             f"{' or '.join(map(str, expect_in))}); "
                              "are --config_uncond and --config_cond swapped?")
         return cfg["backbone"]["args"]
 
-    args_u = kind(cfg_u, "--config_uncond", UNCOND_FRAMEWORKS, 4) if cfg_u is not None else None
-    args_c = kind(cfg_c, "--config_cond", COND_FRAMEWORKS, 10) if cfg_c is not None else None
+    args_u = kind(cfg_u, "--config_uncond", UNCOND_FRAMEWORKS, (4,)) if cfg_u is not None else None
+    # 10 input channels as released; 9 for a G_c trained without mask_rgb (p_uncond_img > 0 or no erode_rgb)
+    args_c = kind(cfg_c, "--config_cond", COND_FRAMEWORKS, (10, 9)) if cfg_c is not None else None
+    for option, args in (("--config_uncond", args_u), ("--config_cond", args_c)):
+        if args is not None and args.get("num_classes") == "auto":
+            raise ValueError(f"{option} {getattr(request, option[2:])}: backbone.args.num_classes is \"auto\"; "
+                             "give the class count the model was trained with (the run's config.json holds it)")
     if args_u is not None and args_c is not None:
         for key in ("image_size", "num_classes"):
             if args_u.get(key) != args_c.get(key):

@@ -92,6 +92,8 @@ def condition_usage(framework: Any, batch: Mapping[str, Any], seed: int,
     if classes is not None and getattr(framework.backbone, "num_classes", None) is None:
         classes = None
     cond = {k: batch[k] for k in CONDITION_KEYS if batch.get(k) is not None}
+    if hasattr(framework, "training_conditions"):  # no mask_rgb for a p_uncond_img > 0 model
+        cond = framework.training_conditions(cond)
     shuffled = {k: torch.roll(v, shifts=1, dims=0) for k, v in cond.items()}
     backbone, was_training = framework.backbone, framework.backbone.training
     backbone.eval()

@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import torch
 
 from . import distributed as dist
 
-__all__ = ["WorkerContext", "ProcessLayout", "plan_layout", "launch"]
+__all__ = ["WorkerContext", "ProcessLayout", "plan_layout", "launch", "parse_port"]
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,22 @@ class ProcessLayout:
 
 
 def plan_layout(device: torch.device, num_gpus: Optional[int] = None, num_nodes: int = 1, node_rank: int = 0,
-                master_addr: str = "127.0.0.1", master_port: int = 29500) -> ProcessLayout:
+                master_addr: str = "127.0.0.1", master_port: Union[int, str] = 29500) -> ProcessLayout:
     """Decide how many processes to run on this node.
 
     Args:
         device: resolved base device (``ivid.utils.resolve_device``).
-        num_gpus: processes per node; ``None`` = all visible GPUs on CUDA (1 when a
-            device index was given), 1 on CPU.
-        num_nodes, node_rank, master_addr, master_port: the multi-node rendezvous.
+        num_gpus: processes per node; ``None`` or -1 (the reference's "all") = all visible
+            GPUs on CUDA (1 when a device index was given), 1 on CPU.
+        num_nodes, node_rank, master_addr, master_port: the multi-node rendezvous (the port
+            as a number or a numeric string, as the reference's ``--master_port '12345'``).
 
     Raises:
         ValueError: inconsistent options (naming the option).
     """
+    if num_gpus == -1:
+        num_gpus = None
+    port = parse_port(master_port)
     env = dist.read_launch_env()
     if env is not None:
         return ProcessLayout(device, env.local_world_size, master_addr=env.master_addr,
@@ -89,7 +93,15 @@ def plan_layout(device: torch.device, num_gpus: Optional[int] = None, num_nodes:
         procs = 1 if num_gpus is None else num_gpus
     if procs < 1:
         raise ValueError(f"--num_gpus {procs}: must be >= 1")
-    return ProcessLayout(device, int(procs), int(num_nodes), int(node_rank), master_addr, int(master_port))
+    return ProcessLayout(device, int(procs), int(num_nodes), int(node_rank), master_addr, port)
+
+
+def parse_port(value: Any) -> int:
+    """A TCP port from an int or a numeric string (``"12345"``); ValueError naming --master_port otherwise."""
+    text = str(value).strip().strip("'\"")
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"--master_port {value!r}: expected a port number 1-65535, e.g. 12345")
+    return int(text)
 
 
 def _run_worker(local_rank: int, fn: Callable, args: Tuple[Any, ...], layout: ProcessLayout) -> Any:

@@ -15,7 +15,10 @@ Modes (``trainer.args.fp16_mode``):
   skipped (parameters, EMA and optimizer state unchanged). The reference keeps
   its master copy as one flat tensor; ours is one float32 tensor per parameter
   (same arithmetic, simpler optimizer state). A float32 parameter is its own
-  master.
+  master. As in the reference, ``inflat_all`` is switched off (to ``none``: no
+  loss scale) when the model holds no float16 parameter (``use_fp16: false``, as
+  ``rgbd_imagenet_adm_128_large_cfg.json``): loss-scaling float32 gradients only
+  lets the growing scale overflow after ~100k steps and skip steps.
 * ``"bf16"``: the forward pass runs under ``torch.autocast(dtype=bfloat16)`` on
   the model's device (CUDA or CPU); parameters and optimizer stay float32 (or
   float32 masters of float16 weights), no loss scaling is needed since bfloat16
@@ -51,11 +54,12 @@ class MixedPrecision:
     Args:
         model: the (unwrapped) module being trained; its parameters may be float32
             or float16.
-        mode: see the module docstring.
+        mode: see the module docstring (``inflat_all`` without float16 parameters runs as ``none``).
         scale_growth: log2 growth of the loss scale per good step (``inflat_all``).
         initial_log2_scale: starting log2 loss scale.
 
     Attributes:
+        mode: the effective mode; ``requested_mode``: the one asked for.
         master_params: float32 tensors, one per model parameter in ``named_parameters``
             order; hand these to the optimizer.
         log2_scale: current log2 loss scale (0.0 unless ``inflat_all``).
@@ -63,13 +67,16 @@ class MixedPrecision:
 
     def __init__(self, model: nn.Module, mode: Optional[str] = None, scale_growth: float = 1e-3,
                  initial_log2_scale: float = INITIAL_LOG2_LOSS_SCALE):
-        self.mode = normalize_fp16_mode(mode)
+        self.requested_mode = normalize_fp16_mode(mode)
         self.scale_growth = float(scale_growth)
         self.model_params: List[nn.Parameter] = list(model.parameters())
+        has_fp16 = any(p.dtype == torch.float16 for p in self.model_params)
+        # the reference: fp16_mode = fp16_mode if any fp16 parameter else None
+        self.mode = "none" if self.requested_mode == "inflat_all" and not has_fp16 else self.requested_mode
         self.master_params: List[torch.Tensor] = [
             p if p.dtype == torch.float32 else nn.Parameter(p.detach().float()) for p in self.model_params]
         self.use_loss_scale = self.mode == "inflat_all"
-        if not self.use_loss_scale and any(p.dtype == torch.float16 for p in self.model_params):
+        if not self.use_loss_scale and has_fp16:
             warnings.warn(f"fp16_mode {self.mode!r} with float16 weights (backbone use_fp16: true): gradients are "
                           "not loss-scaled and may underflow; use fp16_mode 'inflat_all' or use_fp16: false")
         self.log2_scale = float(initial_log2_scale) if self.use_loss_scale else 0.0

@@ -24,7 +24,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Dict, List, Literal, Optional, Sequence
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -86,13 +86,21 @@ class BasicTrainer(TrainerStateMixin):
         max_steps: total optimizer steps.
         batch_size: global batch per step (split evenly over ranks), or
         batch_size_per_gpu: batch per rank per step (give exactly one of the two).
-        batch_split: micro-batches per step (gradient accumulation; must divide the per-GPU batch).
+        batch_split: micro-batches per step (gradient accumulation; must divide the per-GPU batch;
+            ``null`` = 1, as the reference).
         learning_rate, weight_decay: AdamW settings (betas 0.9/0.999, eps 1e-8).
-        ema_rate: EMA decay rates, one EMA (and one ``ema_<rate>_step*.pt`` file) each.
-        fp16_mode: ``null``/``"none"`` (float32), ``"inflat_all"`` (float32 masters +
-            dynamic log2 loss scale from 20) or ``"bf16"`` (bfloat16 autocast).
+        ema_rate: EMA decay rate(s): a number or a list, one EMA (and one ``ema_<rate>_step*.pt``
+            file) each (default 0.9999, as the reference).
+        fp16_mode: ``null``/``"none"`` (float32), ``"inflat_all"`` (the default, as the reference:
+            float32 masters + dynamic log2 loss scale from 20; switched off when the backbone has
+            no float16 parameter, as the reference) or ``"bf16"`` (bfloat16 autocast).
         fp16_scale_growth: log2 loss-scale growth per good step (``inflat_all``).
-        i_log, i_sample, i_save: intervals in steps for the log line, sample grid, checkpoint.
+        i_log, i_sample, i_save: intervals in steps for the log line, sample grid, checkpoint
+            (i_save 10000 by default, as the reference).
+        i_print: steps between progress-bar updates (the reference's meaning; 1 by default:
+            tqdm throttles its own redraws).
+        i_ddpcheck: steps between cross-rank parameter checks (the reference's name; ``null``
+            = only the checksums of every log line); ``check_sync_every``, when given, wins.
         seed: base seed of data order, diffusion noise and sample grids (per rank:
             mixed with the rank).
         num_workers: DataLoader workers per rank (``null`` = up to 8, by CPU count).
@@ -100,7 +108,7 @@ class BasicTrainer(TrainerStateMixin):
         sample_guidance: classifier-free guidance strength of the grids (3.0).
         num_sample_images: samples per grid (0 disables grids).
         sample_with: ``"ema"`` (first EMA rate) or ``"model"`` weights for the grids.
-        check_sync_every: steps between cross-rank parameter checks (``null`` = ``i_log``).
+        check_sync_every: our older name of ``i_ddpcheck`` (``null`` = use ``i_ddpcheck``).
 
     Runtime args (not in JSON): framework, dataset, output_dir, device, config (the
     resolved config dict stored in checkpoints), load_dir / ckpt (resume), command
@@ -112,10 +120,12 @@ class BasicTrainer(TrainerStateMixin):
     SAMPLE_KIND = "basic"
 
     def __init__(self, framework: Any, dataset: Any, output_dir: str, max_steps: int,
-                 batch_size: Optional[int] = None, batch_size_per_gpu: Optional[int] = None, batch_split: int = 1,
-                 learning_rate: float = 1e-4, weight_decay: float = 0.0, ema_rate: Sequence[float] = (0.9999,),
-                 fp16_mode: Optional[Literal["none", "inflat_all", "bf16"]] = None, fp16_scale_growth: float = 1e-3,
-                 i_log: int = 500, i_sample: int = 10000, i_save: int = 50000, seed: int = 0,
+                 batch_size: Optional[int] = None, batch_size_per_gpu: Optional[int] = None,
+                 batch_split: Optional[int] = None, learning_rate: float = 1e-4, weight_decay: float = 0.0,
+                 ema_rate: Union[float, Sequence[float]] = 0.9999,
+                 fp16_mode: Optional[Literal["none", "inflat_all", "bf16"]] = "inflat_all",
+                 fp16_scale_growth: float = 1e-3, i_print: int = 1, i_log: int = 500, i_sample: int = 10000,
+                 i_save: int = 10000, i_ddpcheck: Optional[int] = 10000, seed: int = 0,
                  num_workers: Optional[int] = None, sample_steps: int = 250, sample_guidance: float = 3.0,
                  num_sample_images: int = 8, sample_with: Literal["ema", "model"] = "ema",
                  check_sync_every: Optional[int] = None, device: Optional[Any] = None,
@@ -125,12 +135,14 @@ class BasicTrainer(TrainerStateMixin):
 
         self.framework, self.dataset, self.output_dir = framework, dataset, str(output_dir)
         self.failures = FailureLog()
-        self.max_steps, self.batch_split = int(max_steps), int(batch_split)
+        self.max_steps, self.batch_split = int(max_steps), 1 if batch_split is None else int(batch_split)
         self.learning_rate, self.weight_decay = float(learning_rate), float(weight_decay)
-        self.i_log, self.i_sample, self.i_save = int(i_log), int(i_sample), int(i_save)
+        self.i_print, self.i_log, self.i_sample, self.i_save = int(i_print), int(i_log), int(i_sample), int(i_save)
         self.seed, self.sample_steps, self.sample_guidance = int(seed), int(sample_steps), float(sample_guidance)
         self.num_sample_images, self.sample_with = int(num_sample_images), sample_with
-        self.check_sync_every = int(check_sync_every or i_log)
+        sync_every = check_sync_every if check_sync_every is not None else i_ddpcheck
+        self.check_sync_every = int(sync_every) if sync_every else None
+        ema_rate = [ema_rate] if isinstance(ema_rate, (int, float)) else list(ema_rate)
         self.config, self.command, self.show_progress = config, command, bool(show_progress)
         self.rank, self.world_size = dist.rank(), dist.world_size()
         self.device = torch.device(device) if device is not None else next(framework.backbone.parameters()).device
@@ -152,7 +164,7 @@ class BasicTrainer(TrainerStateMixin):
     # -- construction helpers --------------------------------------------------------------
     def _check_args(self, fp16_mode: Optional[str]) -> None:
         normalize_fp16_mode(fp16_mode)
-        for name in ("max_steps", "batch_split", "i_log", "i_sample", "i_save"):
+        for name in ("max_steps", "batch_split", "i_print", "i_log", "i_sample", "i_save"):
             if getattr(self, name) < 1:
                 raise ValueError(f"trainer.args.{name}: must be >= 1, got {getattr(self, name)}")
         if self.sample_with not in ("ema", "model"):
@@ -289,9 +301,11 @@ class BasicTrainer(TrainerStateMixin):
                 info = self.run_step(batch)
                 self.step += 1
                 window.add(info, time.perf_counter() - t0, t1 - t0)
-                bar.update(1)
+                if self.step % self.i_print == 0 or self.step == self.max_steps:
+                    bar.update(self.step - bar.n)
                 stopped = self._stop_requested(stop.requested)
                 self._periodic(window, bar, sample=not stopped)
+        bar.update(self.step - bar.n)
         bar.close()
         if self._last_saved != self.step:
             self.save()
@@ -307,7 +321,7 @@ class BasicTrainer(TrainerStateMixin):
             record = self.log_record(window)
             bar.set_postfix(loss=f"{record['loss']:.4f}", scale=f"{record['log2_loss_scale']:.2f}")
             window.reset()
-        if self.step % self.check_sync_every == 0 and self.step % self.i_log != 0:
+        if self.check_sync_every and self.step % self.check_sync_every == 0 and self.step % self.i_log != 0:
             dist.check_params_in_sync(self.mp.master_params, f"parameters at step {self.step}")
         if sample and self.step % self.i_sample == 0:
             self.maybe_sample()
@@ -367,8 +381,13 @@ class BasicTrainer(TrainerStateMixin):
         with open(os.path.join(self.output_dir, "params.txt"), "w", encoding="utf-8") as f:
             f.write(summary)
             f.write(f"trainer: {type(self).__name__}, batch {self.batch_size_per_gpu} per rank x "
-                    f"{self.world_size} ranks, split {self.batch_split}, fp16_mode {self.mp.mode}, "
+                    f"{self.world_size} ranks, split {self.batch_split}, fp16_mode {self._fp16_text()}, "
                     f"ema {self.ema.rates}\n")
+
+    def _fp16_text(self) -> str:
+        if self.mp.mode == self.mp.requested_mode:
+            return self.mp.mode
+        return f"{self.mp.mode} ({self.mp.requested_mode} asked for, but the backbone has no float16 parameter)"
 
     def config_json(self) -> str:
         return json.dumps(self.config if self.config is not None else {})

@@ -123,7 +123,8 @@ class _FinetuneMixin:
 class InpaintTrainer(_FinetuneMixin, BasicTrainer):
     """Trainer of the conditional model G_c on warped pairs (``*Warp`` datasets, ``InpaintCFG``).
 
-    Batches carry ``y`` (N x 4 x H x W), ``mask`` and ``mask_rgb`` (N x 1 x H x W);
+    Batches carry ``y`` (N x 4 x H x W), ``mask`` and, with the ``erode_rgb`` augment, ``mask_rgb``
+    (N x 1 x H x W; not fed when ``p_uncond_img > 0``, so such a G_c has 9 input channels);
     with a dataset built with ``warp_on_device: true`` they are made on the
     training device right before the step. Extra arg: ``finetune_ckpt`` (path or
     released file name, or null). Other args: :class:`BasicTrainer`.
@@ -168,13 +169,20 @@ class InpaintTrainer(_FinetuneMixin, BasicTrainer):
             fields["condition_warning"] = message
         return fields
 
+    def _conditions(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        """The batch's conditions the model is fed: ``mask_rgb`` only when the dataset made it
+        (``erode_rgb`` augment) and the framework feeds it (``p_uncond_img == 0``), as the reference."""
+        cond = {k: batch[k] for k in self._COND_KEYS if k in batch}
+        select = getattr(self.framework, "training_conditions", None)
+        return select(cond) if select is not None else cond
+
     def loss_inputs(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         inputs = super().loss_inputs(batch)
-        inputs.update({k: batch[k] for k in self._COND_KEYS if k in batch})
+        inputs.update(self._conditions(batch))
         return inputs
 
     def sample_cond(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        return {k: batch[k] for k in self._COND_KEYS if k in batch}
+        return self._conditions(batch)
 
 
 class SuperResTrainer(_FinetuneMixin, BasicTrainer):

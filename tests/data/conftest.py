@@ -9,6 +9,9 @@ import pytest
 from ivid.data.toy import generate_dataset
 
 TOY_SIZE = 32
+#: the dataset arguments of the released configs (the constructors' defaults are the reference's:
+#: normalize False, normalize_depth False, preprocess_depth 'none')
+RELEASED = {"normalize": True, "normalize_depth": True, "preprocess_depth": "z_buffer"}
 
 
 def warp_renderer_available() -> bool:

@@ -54,6 +54,24 @@ def test_linear_code():
     np.testing.assert_allclose(z, (depth - NEAR) / (FAR - NEAR), rtol=1e-5, atol=1e-7)
 
 
+def test_reference_preprocess_modes():
+    """The reference's prepocess_depth modes, after the same disparity normalisation (here: max 4 > 1/near,
+    so disp /= 2 -> 2, 0.5, 0.125, 0.02)."""
+    depth = np.array([0.25, 1.0, 4.0, 25.0])
+    disp = np.array([2.0, 0.5, 0.125, 0.02])
+    arr_0 = 6250.0 / depth
+    np.testing.assert_allclose(disparity_to_depth_code(arr_0, NEAR, FAR, "none"), disp, rtol=1e-6)
+    np.testing.assert_allclose(disparity_to_depth_code(arr_0, NEAR, FAR, "to_depth"), 1 / disp, rtol=1e-6)
+    np.testing.assert_allclose(disparity_to_depth_code(arr_0, NEAR, FAR, "disparity_minmax"),
+                               (disp - 0.02) / (2.0 - 0.02), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(disparity_to_depth_code(arr_0, NEAR, FAR, "depth_minmax"),
+                               (1 / disp - 0.5) / (50.0 - 0.5), rtol=1e-6, atol=1e-7)
+    flat = disparity_to_depth_code(np.full((2, 2), 100.0), NEAR, FAR, "disparity_minmax")
+    assert np.array_equal(flat, np.zeros((2, 2)))  # constant map: zeros, not a division by zero
+    with pytest.raises(ValueError, match="preprocess_depth"):
+        disparity_to_depth_code(arr_0, NEAR, FAR, "disparity")
+
+
 def test_float16_storage_roundtrip(tmp_path):
     depth = np.linspace(0.6, 3.5, 64).reshape(8, 8)
     np.savez_compressed(tmp_path / "d.npz", arr_0=(6250.0 / depth).astype(np.float16))

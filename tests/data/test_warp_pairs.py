@@ -8,7 +8,7 @@ from ivid.data import FAILURES_KEY, SEED_KEY, ImageNetWarp, SingleCategoryWarp
 from ivid.data.augment import AUGMENTS, gaussian_blur3
 from ivid.data.warp_pairs import WarpDraw, build_warp_pair, draw_warp, sample_generator
 
-from .conftest import TOY_SIZE, needs_renderer
+from .conftest import RELEASED, TOY_SIZE, needs_renderer
 
 pytestmark = needs_renderer
 RELEASED_AUGMENTS = ["prewarp_noise", "blur", "erode_rgb"]
@@ -24,7 +24,8 @@ def _identity_draw(**changes):
 
 @pytest.fixture(scope="module")
 def x01(toy_single64):
-    ds = SingleCategoryWarp(str(toy_single64), image_size=64, normalize=False, normalize_depth=False)
+    ds = SingleCategoryWarp(str(toy_single64), image_size=64, normalize=False, normalize_depth=False,
+                            preprocess_depth="z_buffer")
     return torch.from_numpy(ds.load_rgbd01(0))
 
 
@@ -35,7 +36,7 @@ def clean(x01):
 
 
 def test_sample_format(toy_imagenet):
-    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=RELEASED_AUGMENTS)
+    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=RELEASED_AUGMENTS, **RELEASED)
     sample = ds[3]
     assert set(sample) == {"x_0", "y", "mask", "mask_rgb", "pose", "classes", FAILURES_KEY}
     for key, channels in (("x_0", 4), ("y", 4), ("mask", 1), ("mask_rgb", 1)):
@@ -54,7 +55,7 @@ def test_sample_format(toy_imagenet):
 
 
 def test_single_category_warp_has_no_classes(toy_single):
-    sample = SingleCategoryWarp(str(toy_single), image_size=TOY_SIZE)[0]
+    sample = SingleCategoryWarp(str(toy_single), image_size=TOY_SIZE, **RELEASED)[0]
     assert "classes" not in sample and sample["y"].shape == (4, TOY_SIZE, TOY_SIZE)
 
 
@@ -106,7 +107,7 @@ def test_erode_rgb_shrinks_mask_rgb_inside_mask(x01, clean):
 
 
 def test_deterministic_per_seed_epoch_index(toy_imagenet):
-    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS))
+    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS), **RELEASED)
     a, b = ds[2], ds[2]
     for key in ("y", "mask", "mask_rgb", "pose"):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
@@ -115,12 +116,12 @@ def test_deterministic_per_seed_epoch_index(toy_imagenet):
     assert not torch.equal(ds[2]["pose"], a["pose"])
     ds.set_epoch(0)
     torch.testing.assert_close(ds[2]["y"], a["y"], rtol=0, atol=0)
-    other_seed = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS), seed=1)
+    other_seed = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=list(AUGMENTS), seed=1, **RELEASED)
     assert not torch.equal(other_seed[2]["pose"], a["pose"])
 
 
 def _compare_with_worker_path(toy_imagenet, device):
-    args = dict(image_size=TOY_SIZE, augments=list(AUGMENTS))
+    args = dict(image_size=TOY_SIZE, augments=list(AUGMENTS), **RELEASED)
     workers = ImageNetWarp(str(toy_imagenet), **args)
     on_device = ImageNetWarp(str(toy_imagenet), warp_on_device=True, **args)
     indices = [0, 3, 4, 8]
@@ -148,7 +149,7 @@ def test_device_batch_equals_worker_samples_cuda(toy_imagenet):
 
 
 def test_build_warp_batch_needs_seeds(toy_imagenet):
-    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE)
+    ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
     with pytest.raises(KeyError, match="warp_on_device=True"):
         ds.build_warp_batch({"x_0": torch.zeros(1, 4, TOY_SIZE, TOY_SIZE)})
 
@@ -185,7 +186,7 @@ def test_larger_tolerances_keep_more_pixels(toy_imagenet):
     """Depth-edge tolerances only remove pixels: a looser one keeps a superset of the stricter mask."""
     def masks(atol):
         ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=RELEASED_AUGMENTS,
-                          warp_atol=atol, warp_rtol=atol)
+                          warp_atol=atol, warp_rtol=atol, **RELEASED)
         return torch.stack([ds[i]["mask"] for i in range(4)])
 
     strict, loose = masks(0.02), masks(0.2)
@@ -195,4 +196,26 @@ def test_larger_tolerances_keep_more_pixels(toy_imagenet):
 
 def test_dataset_rejects_bad_erode_max_naming_it(toy_imagenet):
     with pytest.raises(ValueError, match="erode_rgb_max"):
-        ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, erode_rgb_max=4)
+        ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, erode_rgb_max=4, **RELEASED)
+
+
+def test_mask_rgb_only_with_the_erode_rgb_augment(toy_imagenet):
+    """As the reference's WarpDataset: ``mask_rgb`` is part of a sample only when erode_rgb is on."""
+    without = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["prewarp_noise", "blur"], **RELEASED)
+    assert "mask_rgb" not in without[1]
+    batch = torch.utils.data.default_collate([ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["blur"],
+                                                           warp_on_device=True, **RELEASED)[i] for i in (0, 1)])
+    out = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["blur"], warp_on_device=True,
+                       **RELEASED).build_warp_batch(batch)
+    assert "mask_rgb" not in out and out["mask"].shape == (2, 1, TOY_SIZE, TOY_SIZE)
+    with_erode = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["erode_rgb"], **RELEASED)[1]
+    assert with_erode["mask_rgb"].shape == (1, TOY_SIZE, TOY_SIZE)
+
+
+def test_warp_datasets_need_a_depth_code(toy_imagenet):
+    """The warp reads the depth channel as a depth code: the reference's default 'none' (disparity) and the other
+    non-code modes are refused with a message that names the key to set."""
+    for mode in ("none", "to_depth", "disparity_minmax", "depth_minmax"):
+        with pytest.raises(ValueError, match="prepocess_depth.*z_buffer"):
+            ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, preprocess_depth=mode)
+    ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, preprocess_depth="linear")

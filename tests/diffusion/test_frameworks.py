@@ -137,16 +137,32 @@ def test_inpaint_guided_pass_shares_condition_noise_and_checks_channels(stubs):
 
 
 def test_inpaint_image_dropout_in_training(stubs):
-    backbone = stubs.StubBackbone(in_channels=10)
+    """p_uncond_img > 0: as the reference, mask_rgb is never fed (9 channels) and a dropped sample's input
+    is [x_t, noise (4), zero mask] (the reference's make_uncond_inputs)."""
+    backbone = stubs.StubBackbone(in_channels=9)
     fw = InpaintCFG(backbone, p_uncond=0.0, p_uncond_img=1.0)
+    assert not fw.takes_mask_rgb
     x_0 = torch.zeros(2, 4, 8, 8)
     _, y, mask, mask_rgb = _inpaint_inputs()
     fw.training_losses(x_0, classes=torch.tensor([1, 2]), y=y, mask=mask, mask_rgb=mask_rgb,
                        generator=torch.Generator().manual_seed(0))
     x_in = backbone.calls[0]["x"]
-    assert torch.equal(x_in[:, 4], torch.zeros(2, 8, 8)) and torch.equal(x_in[:, 9], torch.zeros(2, 8, 8))
-    assert _is_noise(x_in[:, 5:9])
+    assert x_in.shape[1] == 9 and torch.equal(x_in[:, 8], torch.zeros(2, 8, 8))
+    assert _is_noise(x_in[:, 4:8])
     assert torch.equal(backbone.calls[0]["classes"], torch.tensor([1, 2]))
+
+
+def test_inpaint_without_image_dropout_feeds_mask_rgb_when_given(stubs):
+    """p_uncond_img == 0 (released): mask_rgb is fed when the batch has it (10 channels), not otherwise."""
+    _, y, mask, mask_rgb = _inpaint_inputs()
+    ten = stubs.StubBackbone(in_channels=10)
+    InpaintCFG(ten, p_uncond=0.0).training_losses(torch.zeros(2, 4, 8, 8), y=y, mask=mask, mask_rgb=mask_rgb,
+                                                  generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ten.calls[0]["x"][:, 4:5], mask_rgb)
+    nine = stubs.StubBackbone(in_channels=9)
+    InpaintCFG(nine, p_uncond=0.0).training_losses(torch.zeros(2, 4, 8, 8), y=y, mask=mask,
+                                                   generator=torch.Generator().manual_seed(0))
+    assert nine.calls[0]["x"].shape[1] == 9 and torch.equal(nine.calls[0]["x"][:, 8:9], mask)
 
 
 def test_superres_input_is_bilinear_upsampled_condition(stubs):

@@ -1,4 +1,5 @@
-"""DDPM / DDIM samplers: visited timesteps, determinism, clipping and the DDIM guidance options."""
+"""DDPM / DDIM samplers: visited timesteps, determinism, x0 clipping (off by default, as the reference),
+the reference's update formulas, and the DDIM guidance options."""
 
 import json
 
@@ -42,7 +43,7 @@ def test_fixed_generator_is_deterministic(stubs, kind):
     b = sampler.sample(2, generator=_gen(7), **kwargs).samples
     c = sampler.sample(2, generator=_gen(8), **kwargs).samples
     assert torch.equal(a, b) and not torch.allclose(a, c)
-    assert a.shape == (2, 4, 8, 8) and a.dtype == torch.float32 and a.abs().max() <= 1
+    assert a.shape == (2, 4, 8, 8) and a.dtype == torch.float32
 
 
 def test_given_noise_is_used(stubs):
@@ -56,12 +57,61 @@ def test_given_noise_is_used(stubs):
 
 
 @pytest.mark.parametrize("sampler_cls", [DdimSampler, DdpmSampler])
-def test_predicted_x0_is_clipped_and_returned(stubs, sampler_cls):
+@pytest.mark.parametrize("clip", [None, False, True])
+def test_predicted_x0_is_clipped_only_when_asked(stubs, sampler_cls, clip):
+    """The reference's samplers default to clip_denoised=False: x0 outside [-1, 1] comes out as it is."""
     target = torch.linspace(-1.5, 1.5, 2 * 4 * 4 * 4).reshape(2, 4, 4, 4)
     fw = GaussianDiffusion(None, timesteps=50)
     fw.backbone = stubs.KnownX0Backbone(target, fw.alphas_cumprod)
-    out = sampler_cls(fw).sample(2, steps=None if sampler_cls is DdpmSampler else 5, generator=_gen(0)).samples
-    torch.testing.assert_close(out, target.clamp(-1, 1), atol=1e-4, rtol=0)
+    kwargs = {} if clip is None else {"clip_denoised": clip}
+    out = sampler_cls(fw).sample(2, steps=None if sampler_cls is DdpmSampler else 5, generator=_gen(0),
+                                 **kwargs).samples
+    torch.testing.assert_close(out, target.clamp(-1, 1) if clip else target, atol=1e-4, rtol=0)
+
+
+def _reference_tables(fw):
+    """The reference samplers' float64 tables, written out here from their definitions."""
+    betas = np.asarray(fw.betas, np.float64)
+    abar = np.cumprod(1.0 - betas)
+    abar_prev = np.append(1.0, abar[:-1])
+    post_var = betas * (1.0 - abar_prev) / (1.0 - abar)
+    return {"abar": abar, "abar_prev": abar_prev, "recip": np.sqrt(1.0 / abar), "recipm1": np.sqrt(1.0 / abar - 1),
+            "log_var": np.log(np.append(post_var[1], post_var[1:])),
+            "coef1": betas * np.sqrt(abar_prev) / (1.0 - abar),
+            "coef2": (1.0 - abar_prev) * np.sqrt(1.0 - betas) / (1.0 - abar)}
+
+
+def test_ddim_without_clipping_follows_the_reference_formula(stubs):
+    """DDIM (eta 0) on a model whose x0 leaves [-1, 1]: every step as the reference computes it."""
+    fw = ClassifierFreeGuidance(stubs.TinyConvBackbone(), timesteps=100)
+    x_T = torch.randn(2, 4, 8, 8, generator=_gen(4)) * 3  # large inputs: x0 predictions well outside [-1, 1]
+    out = DdimSampler(fw).sample(2, noise=x_T, steps=10, classes=torch.tensor([1, 2]), strength=2.0).samples
+    tab, x = _reference_tables(fw), x_T.double()
+    outside = False
+    for i in reversed(range(10)):
+        t, t_prev = 10 * (i + 1), 10 * i
+        eps = fw.model_inference(x.float(), torch.full((2,), t - 1), torch.tensor([1, 2]), 2.0).double()
+        x_0 = tab["recip"][t - 1] * x - tab["recipm1"][t - 1] * eps
+        outside |= bool(x_0.abs().max() > 1)
+        eps = (tab["recip"][t - 1] * x - x_0) / tab["recipm1"][t - 1]
+        x = np.sqrt(tab["abar_prev"][t_prev]) * x_0 + np.sqrt(1 - tab["abar_prev"][t_prev]) * eps
+    assert outside  # the case clamping would change
+    torch.testing.assert_close(out.double(), x, atol=1e-4, rtol=1e-3)  # ours in float32, this loop in float64
+
+
+def test_ddpm_without_clipping_follows_the_reference_formula(stubs):
+    """Ancestral DDPM: posterior mean of the unclamped x0 plus exp(0.5 log_var) noise (none at t = 0)."""
+    fw = GaussianDiffusion(stubs.TinyConvBackbone(num_classes=None), timesteps=30)
+    x_T = torch.randn(1, 4, 8, 8, generator=_gen(5)) * 3
+    out = DdpmSampler(fw).sample(1, noise=x_T, generator=_gen(6)).samples
+    tab, x, g = _reference_tables(fw), x_T.double(), _gen(6)
+    for t in reversed(range(30)):
+        eps = fw.model_inference(x.float(), torch.full((1,), t)).double()
+        x_0 = tab["recip"][t] * x - tab["recipm1"][t] * eps
+        mean = tab["coef1"][t] * x_0 + tab["coef2"][t] * x
+        x = mean if t == 0 else mean + np.exp(0.5 * tab["log_var"][t]) * torch.randn(x.shape, generator=g).double()
+    assert float(out.abs().max()) > 1  # unclamped
+    torch.testing.assert_close(out.double(), x, atol=1e-4, rtol=1e-4)
 
 
 def _guidance_case(n=1, size=4):
@@ -125,10 +175,10 @@ def test_inpaint_ddim_with_tiny_unet_end_to_end():
     target, options = _guidance_case(n=2, size=16)
     y = torch.cat([options["replace_rgb"][1], options["replace_depth"][1]], dim=1)
     cond = dict(y=y, mask=options["replace_depth"][2], mask_rgb=options["replace_rgb"][2], strength=3.0, **options)
-    run = [DdimSampler(fw).sample(2, classes=torch.tensor([0, 2]), steps=4, eta=0.5, generator=_gen(s), **cond).samples
-           for s in (0, 0, 1)]
+    run = [DdimSampler(fw).sample(2, classes=torch.tensor([0, 2]), steps=4, eta=0.5, generator=_gen(s),
+                                  clip_denoised=True, **cond).samples for s in (0, 0, 1)]
     assert torch.equal(run[0], run[1]) and not torch.equal(run[0], run[2])
-    assert run[0].shape == (2, 4, 16, 16) and run[0].abs().max() <= 1
+    assert run[0].shape == (2, 4, 16, 16) and run[0].abs().max() <= 1  # clamped x0, eta 0.5: bounded
 
 
 def test_per_sample_generators_make_samples_batch_independent(stubs):
@@ -142,5 +192,53 @@ def test_per_sample_generators_make_samples_batch_independent(stubs):
                                       y=y[rows], mask=mask[rows], mask_rgb=mask[rows]).samples
 
     pair = run([3, 4], [0, 1])
-    torch.testing.assert_close(pair[1:], run([4], [1]), atol=1e-5, rtol=0)
-    torch.testing.assert_close(pair[:1], run([3], [0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pair[1:], run([4], [1]), atol=1e-5, rtol=1e-4)  # unclamped: large values
+    torch.testing.assert_close(pair[:1], run([3], [0]), atol=1e-5, rtol=1e-4)
+
+
+def test_global_rng_stream_is_the_references(stubs):
+    """generator=None: the draws come from torch's global RNG in the reference's order (x_T; per DDIM step the
+    InpaintCFG fill noise, colour then depth, then one randn of x_t's shape even with eta 0 or on the last step),
+    so the same seed gives the reference's samples. The loop below is the reference's DDIM, written out."""
+    fw = InpaintCFG(stubs.TinyConvBackbone(in_channels=10, num_classes=None), timesteps=100)
+    target, options = _guidance_case(n=2, size=8)
+    y = torch.cat([options["replace_rgb"][1], options["replace_depth"][1]], dim=1)
+    mask, mask_rgb = options["replace_depth"][2], options["replace_rgb"][2]
+    for eta in (0.0, 0.5):
+        torch.manual_seed(7)
+        ours = DdimSampler(fw).sample(2, steps=5, eta=eta, y=y, mask=mask, mask_rgb=mask_rgb, **options).samples
+        tab = _reference_tables(fw)
+        torch.manual_seed(7)
+        x = torch.randn(2, 4, 8, 8)
+        for i in reversed(range(5)):
+            t, t_prev = 20 * (i + 1), 20 * i
+            n_rgb, n_depth = torch.randn_like(y[:, :3]), torch.randn_like(y[:, 3:])
+            x_in = torch.cat([x, mask_rgb, y[:, :3] * mask_rgb + n_rgb * (1 - mask_rgb),
+                              y[:, 3:] * mask + n_depth * (1 - mask), mask], dim=1)
+            eps = fw.backbone(x_in, torch.full((2,), t - 1), None)
+            x_0 = float(tab["recip"][t - 1]) * x - float(tab["recipm1"][t - 1]) * eps
+            x_0 = replace_depth(x_0 if t_prev == 0 else replace_rgb(x_0, *options["replace_rgb"]),
+                                *options["replace_depth"])
+            x_0 = constrain_depth(x_0, *options["constrain_depth"], mask)
+            eps = (float(tab["recip"][t - 1]) * x - x_0) / float(tab["recipm1"][t - 1])
+            abar, abar_prev = float(tab["abar"][t - 1]), float(tab["abar_prev"][t_prev])
+            sigma = eta * np.sqrt((1 - abar_prev) / (1 - abar)) * np.sqrt(1 - abar / abar_prev)
+            noise = torch.randn_like(x)
+            x = np.sqrt(abar_prev) * x_0 + np.sqrt(1 - abar_prev - sigma ** 2) * eps + (t_prev != 0) * sigma * noise
+        torch.testing.assert_close(ours, x, atol=1e-4, rtol=1e-4)
+
+
+def test_ddpm_draws_on_every_step_as_the_reference(stubs):
+    """Two DDPM runs after one global seed: the second starts where the reference's would (t = 0 draws too)."""
+    fw = GaussianDiffusion(stubs.TinyConvBackbone(num_classes=None), timesteps=50)
+    torch.manual_seed(3)
+    ours = [DdpmSampler(fw).sample(1).samples for _ in range(2)]
+    torch.manual_seed(3)
+    for _ in range(50 + 1):  # the first run: x_T and one randn per step
+        torch.randn(1, 4, 8, 8)
+    x_T = torch.randn(1, 4, 8, 8)
+    torch.manual_seed(3)
+    first = DdpmSampler(fw).sample(1).samples
+    torch.testing.assert_close(first, ours[0])
+    second_x_T = DdpmSampler(fw).sample(1).noise
+    torch.testing.assert_close(second_x_T, x_T)

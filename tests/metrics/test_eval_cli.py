@@ -28,7 +28,8 @@ def _argv(real, fake, tmp_path, *extra):
 
 def test_defaults():
     args = cli.parse_args(["--fake_images_dir", "x"])
-    assert args.mode == "legacy_tensorflow" and args.image_size == 128 and args.num_samples is None
+    assert args.mode == "legacy_tensorflow" and args.image_size == 128
+    assert args.num_samples == 10000  # the paper's protocol, as the reference's default
     assert not (args.use_real_images_cache or args.use_fake_images_cache or args.overwrite_cache)
     assert args.tmp_dir == os.path.join("metrics", "cache") and args.metrics_dir == "metrics"
 
@@ -54,6 +55,17 @@ def test_end_to_end_appends_one_json_line_per_run(folders, toy_features, toy_log
     assert (settings["num_real"], settings["num_fake"], settings["num_samples"]) == (24, 20, 20)
     assert settings["feature_extractor"] == "toy-projection" and "time" in record
     assert json.loads(lines[1])["settings"]["real"]["cache_reused"] is True
+
+
+def test_a_folder_smaller_than_num_samples_is_used_whole(folders, toy_features, tmp_path, capsys):
+    """The default 10000 on a smaller folder: every image, with a note (the reference takes at most N)."""
+    real, fake = folders
+    argv = _argv(real, fake, tmp_path, "--metrics", "fid").copy()
+    argv.remove("--quiet")
+    cli.main(cli.parse_args(argv), feature_extractor=toy_features)
+    assert "fewer than --num_samples 10000" in capsys.readouterr().err
+    record = json.loads(next((tmp_path / "metrics").iterdir()).read_text().splitlines()[0])
+    assert record["settings"]["num_fake"] == 30 and record["args"]["num_samples"] == 10000
 
 
 def test_default_cache_and_jsonl_names_follow_the_folders(folders, toy_features, tmp_path):

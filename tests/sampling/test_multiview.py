@@ -87,3 +87,37 @@ def test_batch_conditions_equal_per_sample_conditions():
         for key in ("color", "depth", "mask", "mask_rgb", "depth_convex"):
             torch.testing.assert_close(batched[key][b], torch.as_tensor(single[key]).permute(2, 0, 1))
     assert float(batched["mask"].mean()) > 0.3  # the previous views do cover the new ones
+
+
+def test_mesh_colours_are_not_clamped_before_blending():
+    """As the reference's sample.py: a view's texture is its RGB * 0.5 + 0.5 as sampled, out-of-range values
+    included (they blend as they are); the depth code is clamped by linearize_depth only."""
+    from ivid.sampling.multiview import view_mesh
+
+    rgbd = torch.zeros(4, 8, 8)
+    rgbd[0] = 1.4   # red above 1 after mapping: 1.2
+    rgbd[1] = -1.3  # green below 0: -0.15
+    rgbd[2] = torch.linspace(-1, 1, 64).reshape(8, 8)
+    _, color = view_mesh(rgbd, viewset("uncond")[0], MultiviewOptions())
+    torch.testing.assert_close(color, (rgbd[:3] * 0.5 + 0.5).permute(1, 2, 0))
+    assert float(color[..., 0].min()) == pytest.approx(1.2) and float(color[..., 1].max()) == pytest.approx(-0.15)
+
+
+def test_out_of_range_colours_change_the_blended_condition():
+    """Blending unclamped colours (reference) differs from blending clamped ones wherever two views overlap."""
+    from ivid.sampling.multiview import batch_conditions, view_mesh
+
+    options = MultiviewOptions(atol=1.0, rtol=1.0, erode_rgb=0)
+    cams = viewset("3x9")
+    flat = torch.zeros(4, 16, 16)
+    flat[3] = 0.0  # one plane
+    bright, dark = flat.clone(), flat.clone()
+    bright[:3] = 1.5   # colour 1.25
+    dark[:3] = -0.6    # colour 0.2
+    meshes, colors = zip(*(view_mesh(v, cams[k], options) for k, v in enumerate((bright, dark))))
+    cond = batch_conditions([list(meshes)], [list(colors)], [cams[2]], options, torch.device("cpu"))
+    clamped = [c.clamp(0, 1) for c in colors]
+    cond_clamped = batch_conditions([list(meshes)], [clamped], [cams[2]], options, torch.device("cpu"))
+    both = cond["mask_rgb"][0, 0] > 0
+    assert bool(both.any())
+    assert float((cond["color"] - cond_clamped["color"])[0][:, both].abs().max()) > 0.01

@@ -52,8 +52,7 @@ def test_3x9_files_and_grid_sizes(tmp_path):
     for sub, name in [("grids", "class002_seed00012.png"), ("grids", "class002_seed00012_depth.png"),
                       ("conds", "class002_seed00012.png"), ("conds", "class002_seed00012_depth.png")]:
         assert _size(tmp_path / sub / name) == grid_wh
-    results = sorted(os.listdir(tmp_path / "results"))
-    assert results == [f"class002_seed00012_view{k:02d}.png" for k in range(27)]
+    assert os.listdir(tmp_path / "results") == []  # the fusion protocol fills it (render.py --traj random)
     # the grid cell of row 1, column 4 is view 0 (yaw 0, pitch 0); the cond grid leaves it blank
     with Image.open(tmp_path / "grids" / "class002_seed00012.png") as im:
         cell = np.asarray(im)[1 * (S + 2) + 2:1 * (S + 2) + 2 + S, 4 * (S + 2) + 2:4 * (S + 2) + 2 + S]
@@ -66,6 +65,9 @@ def test_3x9_files_and_grid_sizes(tmp_path):
     np.testing.assert_allclose(scene[5]["depth"], linearize_depth(views[5].z.numpy(), 0.6, 5.0), rtol=1e-6)
     np.testing.assert_allclose(scene[5]["modelview"], views[5].modelview)
     assert scene[5]["rgb"].shape == (S, S, 3) and scene[0]["fov"] == 45.0
+    # scene colours truncate as the reference's save_scene: uint8(clip(x * 255, 0, 255))
+    expected = np.clip(views[5].rgb.numpy() * 255, 0, 255).astype(np.uint8)
+    assert np.array_equal(scene[5]["rgb"], expected)
 
 
 @pytest.mark.parametrize("name,view_index", [("uncond", 0), ("random", 1)])
@@ -76,7 +78,10 @@ def test_single_result_per_sample(tmp_path, name, view_index):
         writer.submit(SampleJob(0, 3, None, "00000"), views)
     assert os.listdir(tmp_path / "results") == ["00000.png"]
     with Image.open(tmp_path / "results" / "00000.png") as im:
-        assert np.array_equal(np.asarray(im), np.round(views[view_index].rgb.numpy() * 255).astype(np.uint8))
+        # truncated as the reference: (np.clip(x, 0, 1) * 255).astype(np.uint8), not rounded
+        expected = (np.clip(views[view_index].rgb.numpy(), 0, 1) * 255).astype(np.uint8)
+        assert np.array_equal(np.asarray(im), expected)
+        assert not np.array_equal(expected, np.round(views[view_index].rgb.numpy() * 255).astype(np.uint8))
     assert len(os.listdir(tmp_path / "conds")) == (0 if name == "uncond" else 2)
 
 
@@ -89,3 +94,27 @@ def test_queued_files_are_written_when_the_run_is_interrupted(tmp_path):
             raise KeyboardInterrupt
     assert sorted(os.listdir(tmp_path / "scenes")) == ["00000.npz", "00001.npz", "00002.npz"]
     assert not [f for sub in ("grids", "scenes") for f in os.listdir(tmp_path / sub) if f.endswith(".tmp")]
+
+
+def test_results_hold_only_what_the_fid_protocol_scores():
+    from ivid.sampling.outputs import result_view
+
+    assert result_view("uncond", 1) == 0
+    assert result_view("random", 2) == 1
+    for name, count in (("3x9", 27), ("360", 20), ("360x3", 60), ("file", 5)):
+        assert result_view(name, count) is None
+
+
+def test_fractional_levels_truncate_in_results_and_scenes_but_round_in_grids(tmp_path):
+    """x = (k + 0.7) / 255 is level k in results/ and scenes (reference), k + 1 in the people grid."""
+    choice = parse_viewset("uncond")
+    levels = np.arange(S * S * 3).reshape(S, S, 3) % 200
+    rgb = torch.from_numpy(((levels + 0.7) / 255).astype(np.float32))
+    views = [View(rgb=rgb, z=torch.full((S, S), 0.5), modelview=np.eye(4), cond=None)]
+    with OutputWriter(str(tmp_path), choice, 0.6, 5.0, 45.0) as writer:
+        writer.submit(SampleJob(0, 0, None, "00000"), views)
+    with Image.open(tmp_path / "results" / "00000.png") as im:
+        assert np.array_equal(np.asarray(im), levels)
+    assert np.array_equal(load_scene(tmp_path / "scenes" / "00000.npz")[0]["rgb"], levels)
+    with Image.open(tmp_path / "grids" / "00000.png") as im:
+        assert np.array_equal(np.asarray(im)[2:2 + S, 2:2 + S], levels + 1)

@@ -92,3 +92,28 @@ def test_unknown_mode_is_an_error():
     assert normalize_fp16_mode(None) == normalize_fp16_mode("none") == "none"
     with pytest.raises(ValueError, match="fp16_mode"):
         normalize_fp16_mode("fp8")
+
+
+class _AllFloat32(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([1.0, 2.0]))
+
+    def forward(self, x):
+        return (self.w * x).sum()
+
+
+def test_inflat_all_is_off_without_float16_parameters():
+    """As the reference (fp16_mode = None when no parameter is float16): no loss scale, so a long run of
+    float32 training cannot grow the scale into overflow and skipped steps."""
+    model = _AllFloat32()
+    mp = MixedPrecision(model, "inflat_all")
+    assert mp.mode == "none" and mp.requested_mode == "inflat_all" and not mp.use_loss_scale
+    assert mp.log2_scale == 0.0
+    opt = torch.optim.SGD(mp.master_params, lr=1.0)
+    for _ in range(3):
+        mp.backward(model(torch.tensor([2.0 ** -3, 2.0 ** -4])))
+        assert torch.equal(model.w.grad, torch.tensor([2.0 ** -3, 2.0 ** -4]))  # not multiplied by 2^20
+        assert mp.step(opt)["stepped"] == 1.0
+    assert mp.log2_scale == 0.0
+    assert MixedPrecision(_Tiny(), "inflat_all").mode == "inflat_all"  # float16 weights keep it

@@ -123,3 +123,55 @@ def test_two_process_gloo_ddp_keeps_ranks_in_sync_and_learns(toy_data, tmp_path,
     misc = torch.load(run / "ckpts" / "misc_step0000024.pt", map_location="cpu", weights_only=True)
     assert len(misc["rng_states"]) == 2 and misc["world_size"] == 2
     assert not torch.equal(misc["rng_states"][0]["torch_cpu"], misc["rng_states"][1]["torch_cpu"])
+
+
+def test_reference_cli_defaults_and_forms(train_cli):
+    """--data_dir ./data/ by default, --master_port the string '12345', --num_gpus -1 = all GPUs."""
+    args = train_cli.parse_args(["--config", "c.json", "--output_dir", "run"])
+    assert args.data_dir == "./data/" and args.master_port == "12345" and args.ckpt == "latest"
+    assert train_cli.parse_args(["--output_dir", "run", "--master_port", "'29600'"]).master_port == "'29600'"
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--output_dir", "run", "--master_port", "port"])
+
+
+def test_num_gpus_minus_one_means_every_gpu(monkeypatch):
+    from ivid.training.launch import parse_port, plan_layout
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert plan_layout(torch.device("cuda"), -1).procs_per_node == 3
+    assert plan_layout(torch.device("cuda"), None).procs_per_node == 3
+    assert plan_layout(torch.device("cpu"), -1).procs_per_node == 1
+    assert plan_layout(torch.device("cpu"), 1, master_port="12345").master_port == 12345
+    assert parse_port("'12345'") == 12345 and parse_port(29500) == 29500
+    with pytest.raises(ValueError, match="--master_port"):
+        parse_port("70000")
+
+
+def test_ckpt_none_starts_fresh_where_checkpoints_exist(toy_data, tmp_path, train_cli, helpers):
+    path = helpers.write_config(tmp_path / "c.json", helpers.tiny_config("tiny_uncond", i_save=1, i_log=1))
+    argv = ["--config", str(path), "--data_dir", str(toy_data), "--output_dir", str(tmp_path / "run"),
+            "--device", "cpu", "--no_progress"]
+    train_cli.main(train_cli.parse_args(argv + ["--max_steps", "2"]))
+    train_cli.main(train_cli.parse_args(argv + ["--max_steps", "1", "--ckpt", "none"]))  # would resume at 2
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r.get("event", r.get("step")) for r in records] == [1, 2, 1]  # a fresh step 1, no "resume"
+    misc = torch.load(tmp_path / "run" / "ckpts" / "misc_step0000001.pt", map_location="cpu", weights_only=True)
+    assert json.loads(misc["config_json"])["trainer"]["args"]["max_steps"] == 1
+
+
+def test_num_classes_auto_takes_the_datasets_class_count(toy_data, tmp_path, train_cli, helpers):
+    """As the reference's train.py: "auto" becomes the dataset's class count (toy data: 4 classes); the run's
+    config.json and checkpoint hold the number, so sampling with the run's config works."""
+    cfg = helpers.tiny_config("tiny_uncond", max_steps=1, i_save=1)
+    cfg["backbone"]["args"]["num_classes"] = "auto"
+    path = helpers.write_config(tmp_path / "c.json", cfg)
+    run = tmp_path / "run"
+    train_cli.main(train_cli.parse_args(["--config", str(path), "--data_dir", str(toy_data), "--output_dir",
+                                         str(run), "--device", "cpu", "--no_progress"]))
+    assert json.loads((run / "config.json").read_text())["backbone"]["args"]["num_classes"] == 4
+    state = torch.load(run / "ckpts" / "model_step0000001.pt", map_location="cpu", weights_only=True)
+    assert state["label_emb.weight"].shape[0] == 4
+    from ivid.checkpoints import load_framework
+
+    framework = load_framework(path, run / "ckpts" / "model_step0000001.pt", "cpu")  # "auto" from the checkpoint
+    assert framework.backbone.num_classes == 4

@@ -43,21 +43,25 @@ def test_resume_continues_exactly(toy_data, tmp_path, helpers, fp16_mode):
 
 
 def test_injected_inf_gradient_is_skipped(toy_data, tmp_path, helpers):
+    """float32 weights (use_fp16 false) with fp16_mode inflat_all: as the reference, no loss scale at all
+    (the mode is switched off); a non-finite step is still skipped (ours) and the scale stays 0."""
     cfg = helpers.tiny_config("tiny_uncond", max_steps=2, fp16_mode="inflat_all", ema_rate=[0.9])
     trainer = helpers.make_trainer(cfg, toy_data, tmp_path)
+    assert trainer.mp.mode == "none" and trainer.mp.requested_mode == "inflat_all"
+    assert trainer.mp.log2_scale == 0.0
     params = [p.detach().clone() for p in trainer.mp.master_params]
     ema = [p.clone() for p in trainer.ema.params[0.9]]
     weight = trainer.backbone.out[2].weight
     handle = weight.register_hook(lambda g: torch.full_like(g, float("inf")))
     info = trainer.run_step(trainer.prepare_batch(trainer.stream.next()))
     assert info["stepped"] == 0.0
-    assert trainer.mp.log2_scale == 19.0 and trainer.skipped_total == 1
+    assert trainer.mp.log2_scale == 0.0 and trainer.skipped_total == 1
     assert _same(params, trainer.mp.master_params) and _same(ema, trainer.ema.params[0.9])
     assert len(trainer.optimizer.state) == 0  # AdamW never stepped
     handle.remove()
     info = trainer.run_step(trainer.prepare_batch(trainer.stream.next()))
     assert info["stepped"] == 1.0
-    assert trainer.mp.log2_scale == pytest.approx(19.0 + 1e-3)
+    assert trainer.mp.log2_scale == 0.0  # no scale to grow
     assert not _same(params, trainer.mp.master_params)
 
 
@@ -118,3 +122,16 @@ def test_bf16_mode_trains_with_float32_weights(toy_data, tmp_path, helpers):
     assert info["stepped"] == 1.0 and torch.isfinite(info["loss"]) and trainer.mp.log2_scale == 0.0
     assert all(p.dtype == torch.float32 for p in trainer.backbone.parameters())
     assert not _same(before, trainer.mp.master_params)
+
+
+def test_reference_trainer_arguments(toy_data, tmp_path, helpers):
+    """A bare float ema_rate (one EMA, file ema_<rate>_step*), batch_split null (= 1), i_print, i_ddpcheck."""
+    cfg = helpers.tiny_config("tiny_uncond", max_steps=2, ema_rate=0.99, batch_split=None, i_print=2,
+                              i_ddpcheck=None, i_save=2)
+    trainer = helpers.make_trainer(cfg, toy_data, tmp_path)
+    assert trainer.ema.rates == [0.99] and trainer.batch_split == 1 and trainer.i_print == 2
+    assert trainer.check_sync_every is None
+    trainer.run()
+    assert (tmp_path / "ckpts" / "ema_0.99_step0000002.pt").is_file()
+    defaults = helpers.make_trainer(helpers.tiny_config("tiny_uncond", max_steps=1), toy_data, tmp_path / "d")
+    assert defaults.check_sync_every == 10000  # i_ddpcheck's default, as the reference

@@ -124,3 +124,33 @@ def test_inpaint_trainer_warns_when_the_condition_is_ignored(capsys):
         assert "condition_warning" not in stub.extra_log_fields()
     finally:
         variants.condition_usage = original
+
+
+@pytest.mark.parametrize("p_uncond_img,augments", [(0.2, ["prewarp_noise", "blur", "erode_rgb"]),
+                                                   (0.0, ["prewarp_noise", "blur"])])
+def test_nine_channel_conditional_model_trains(toy_data, tmp_path, helpers, p_uncond_img, augments):
+    """A G_c without the mask_rgb channel (in_channels 9) trains, samples its grid and logs the condition probe:
+    as the reference, mask_rgb exists only with the erode_rgb augment and is never fed when p_uncond_img > 0."""
+    cfg = helpers.tiny_config("tiny_cond", max_steps=2, i_log=1, num_sample_images=2, i_sample=2, sample_steps=2)
+    cfg["backbone"]["args"]["in_channels"] = 9
+    cfg["framework"]["args"]["p_uncond_img"] = p_uncond_img
+    cfg["dataset"]["args"]["augments"] = augments
+    trainer = helpers.make_trainer(cfg, toy_data, tmp_path / "run")
+    summary = trainer.run()
+    assert summary["step"] == 2 and summary["skipped_steps"] == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2]
+    assert all("condition_usage" in r for r in records if "loss" in r)
+    assert any(p.name.endswith(".png") for p in (tmp_path / "run" / "samples").iterdir())
+
+
+def test_ten_channel_model_is_fed_mask_rgb(toy_data, tmp_path, helpers):
+    """The released G_c (10 channels, p_uncond_img 0, erode_rgb): the step's input has the mask_rgb channel."""
+    cfg = helpers.tiny_config("tiny_cond", max_steps=1)
+    trainer = helpers.make_trainer(cfg, toy_data, tmp_path / "run")
+    batch = trainer.prepare_batch(trainer.stream.next())
+    assert "mask_rgb" in batch and "mask_rgb" in trainer.loss_inputs(batch)
+    seen = []
+    trainer.backbone.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape[1]))
+    trainer.run_step(batch)
+    assert seen == [10]
