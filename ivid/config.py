@@ -29,6 +29,8 @@ import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+from ivid.errors import IvidError
+
 __all__ = ["ConfigError", "load_config", "validate_config", "build", "registry", "SECTIONS", "KEY_ALIASES"]
 
 #: section name -> (module, registry attribute)
@@ -45,7 +47,7 @@ KEY_ALIASES: Dict[str, str] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(IvidError, ValueError):
     """A config file is malformed; the message names the file and the dotted key."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.depth import DEFAULT_CKPT, MidasDepth, ensure_midas_checkpoint
 from ivid.depth.folder import FolderSummary, plan_folder, predict_folder
 from ivid.utils import resolve_device
@@ -33,6 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="recompute depths that already exist")
     parser.add_argument("--preview", action="store_true", help="also write colourised depths/<name>.png")
     parser.add_argument("--random_weights", action="store_true", help=argparse.SUPPRESS)  # speed checks only
+    add_debug_option(parser)
     return parser.parse_args(argv)
 
 
@@ -62,4 +64,4 @@ def main(args: argparse.Namespace, model: MidasDepth = None):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)
