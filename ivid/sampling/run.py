@@ -251,7 +251,7 @@ def _load(config: str, ckpt: str, device: torch.device, option: str):
     try:
         return load_framework(config, ckpt, device)
     except (KeyError, RuntimeError, ValueError) as err:
-        raise _with_option(err, f"{option} {ckpt} with config {config}") from err
+        raise _with_option(err, option) from err
 
 
 def _class_tensor(jobs: Sequence[SampleJob], framework, device: torch.device) -> Optional[torch.Tensor]:

@@ -3,10 +3,10 @@
 The lock is the file ``<folder>/.lock`` holding a JSON line (pid, host, start time, command) of
 its holder. While it runs, the holder keeps the file open with an ``fcntl.flock`` on it; the
 kernel releases that when the process ends in any way (crash, SIGKILL, power loss), so a lock
-file whose flock can be taken is *stale* and is taken over with a warning. Where ``flock`` is not
-available (or on another host, over a network file system), the lock counts as stale when its
-holder is on this host and its pid no longer runs; a lock of another host is never broken: the
-message says which file to delete if that training is really gone.
+file of this host whose flock can be taken is *stale* and is taken over with a warning. Where
+``flock`` is not available, the lock counts as stale when its holder's pid no longer runs. A lock
+of another host (a shared network file system, where flock may be host-local) is never broken:
+the message says which file to delete if that training is really gone.
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ class RunLock:
                     os.close(fd)
                     continue
                 holder = self._read_holder(fd)
+                other_host = bool(holder.get("host")) and holder.get("host") != socket.gethostname()
+                if other_host:  # flock may be host-local on network file systems: never break such a lock
+                    os.close(fd)
+                    raise self._refuse(holder, " (a lock of another host cannot be checked from here)")
                 if locked is None and not self._stale_by_pid(holder):
                     os.close(fd)
                     raise self._refuse(holder, " (its lock cannot be checked with flock here)")
