@@ -167,7 +167,7 @@ def _resolve_ckpt(path: str, option: str) -> str:
 def _check_viewset(request: SampleRequest, viewset: ViewsetChoice) -> None:
     if request.input_image is not None and viewset.is_single_view:
         raise OptionError(f"--viewset {request.viewset}: image to 3D (--input_image) needs views to generate "
-                         "besides the photo; use random, 3x9, 360, 360x3 or a file with 2+ views")
+                          "besides the photo; use random, 3x9, 360, 360x3 or a file with 2+ views")
     if request.input_depth is not None and request.input_image is None:
         raise OptionError("--input_depth needs --input_image")
     if request.constrain_depth > 0 and request.replace_depth <= 0:
@@ -203,7 +203,7 @@ def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
     request = _apply_preset(request)
     if request.num_samples is not None and request.num_samples > MAX_SEEDS:
         raise OptionError(f"--num_samples {request.num_samples}: more than {MAX_SEEDS} per run; split the job "
-                          "into several runs (--seeds ranges) into one --output_dir")
+                          f"over several runs into one --output_dir (--seeds 0-{MAX_SEEDS - 1}, then the next range)")
     seeds = parse_seeds(request.seeds) if request.num_samples is None else None
     image_mode = request.input_image is not None
     classes_text = request.classes or ("null" if image_mode else "mod")
