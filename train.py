@@ -120,8 +120,9 @@ def main(args: argparse.Namespace) -> None:
               f"replaces them by others; first: {bad[0]})", flush=True)
     env = read_launch_env()  # under torchrun only global rank 0 writes, so only it takes the lock
     with RunLock(args.output_dir) if env is None or env.rank == 0 else contextlib.nullcontext():
-        for sub in ("", "ckpts", "samples"):  # temporaries of a killed earlier run
-            remove_orphan_temps(os.path.join(args.output_dir, sub))
+        for folder in (args.output_dir, os.path.join(args.output_dir, "ckpts"),
+                       os.path.join(args.output_dir, "samples"), args.data_dir):  # temporaries of a killed run
+            remove_orphan_temps(folder)
         launch(train_worker, (cfg, args, command_line()), layout)
 
 

@@ -13,12 +13,14 @@ docs/data_preparation.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ivid.cli import add_debug_option, run_cli
 from ivid.depth import DEFAULT_CKPT, MidasDepth, ensure_midas_checkpoint
 from ivid.depth.folder import FolderSummary, plan_folder, predict_folder
 from ivid.utils import resolve_device
+from ivid.utils.io import remove_orphan_temps
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +49,7 @@ def load_model(args: argparse.Namespace, device) -> MidasDepth:
 
 def main(args: argparse.Namespace, model: MidasDepth = None):
     """Run the folder; ``model`` (any ``MidasDepth``, e.g. random weights in tests) skips loading."""
+    remove_orphan_temps(os.path.join(args.data_dir, "depths"), recursive=True)  # of a killed earlier run
     plan = plan_folder(args.data_dir, overwrite=args.overwrite)
     print(f"{len(plan.todo) + len(plan.skipped)} images under {args.data_dir}/images, "
           f"{len(plan.skipped)} already have depths")

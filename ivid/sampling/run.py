@@ -298,7 +298,7 @@ def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None) -
     devices = sampling_devices(request.device)
     plan = _prepare(request, devices[0])
     plan.argv = list(argv) if argv is not None else None
-    for sub in SUBDIRS:  # temporaries of an earlier, killed run
+    for sub in ("", *SUBDIRS):  # temporaries of an earlier, killed run
         remove_orphan_temps(os.path.join(plan.run_dir, sub))
     if len(devices) == 1:
         _worker(0, devices, plan)

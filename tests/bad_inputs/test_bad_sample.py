@@ -33,7 +33,7 @@ def _sample(sample_tool, capsys, out, *extra):
     ("--eta", "-0.5", "--eta"),
     ("--eta", "2", "--eta"),
     ("--replace_rgb", "1.5", "--replace_rgb"),
-    ("--replace_depth", "-0.1", "--replace_depth"),
+    ("--replace_depth", "1.5", "--replace_depth"),
     ("--constrain_depth", "7", "--constrain_depth"),
     ("--fov", "0", "--fov"),
     ("--fov", "200", "--fov"),
