@@ -212,6 +212,16 @@ def evaluate_folders(real_dir: Optional[str], fake_dir: str, metrics: Sequence[s
     """:func:`compute_metrics` with the run record: returns an :class:`EvaluationReport`."""
     start = time.perf_counter()
     metrics = _check_request(metrics, real_dir, mode, feature_extractor, logits_extractor)
+    # missing folders are reported before the feature extractor is built (or downloaded)
+    cache_root = cache_dir or DEFAULT_CACHE_DIR
+    needed = [("fake", fake_dir, fake_cache_name, use_fake_cache)]
+    if "fid" in metrics or "kid" in metrics:
+        needed.insert(0, ("real", real_dir, real_cache_name, use_real_cache))
+    for role, folder, cache_name, use_cache in needed:
+        reusable = (cache_name is not None and use_cache and not overwrite_cache
+                    and os.path.isfile(cache_path(cache_root, cache_name)))
+        if not reusable and not os.path.isdir(folder):
+            raise MetricsError(f"{role} image folder {folder!r} does not exist or is not a directory")
     extractor, name, device = _prepare_extractor(feature_extractor, mode, inception_weights, device)
     run = _Run(extractor, name, logits_extractor, device, mode, image_size, batch_size, num_workers, seed,
                cache_dir or DEFAULT_CACHE_DIR, overwrite_cache, kid_max_features, verbose, skip_bad_images)

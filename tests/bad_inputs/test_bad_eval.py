@@ -71,3 +71,15 @@ def test_eval_device_and_folder_errors_are_one_line(eval_tool, capsys, tmp_path,
     real, fake = bad_fakes
     assert "--device banana" in _eval(eval_tool, capsys, real, fake, tmp_path, "--device", "banana").error_line()
     assert "nowhere" in _eval(eval_tool, capsys, real, tmp_path / "nowhere", tmp_path).error_line()
+
+
+def test_a_missing_folder_is_reported_before_inception_is_built(eval_tool, capsys, tmp_path, monkeypatch):
+    import ivid.metrics.evaluate as evaluate
+
+    def no_inception(*args, **kwargs):
+        raise AssertionError("the feature extractor must not be built (or downloaded) for a missing folder")
+
+    monkeypatch.setattr(evaluate, "build_inception", no_inception)
+    outcome = H.run_tool(eval_tool, ["--real_images_dir", str(tmp_path / "real"), "--fake_images_dir",
+                                     str(tmp_path / "fake"), "--device", "cpu"], capsys)
+    assert "real image folder" in outcome.error_line() and outcome.code != 0

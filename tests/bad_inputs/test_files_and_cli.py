@@ -169,3 +169,11 @@ def test_install_docs_gitignore_and_tiny_configs():
     for name in ("tiny_uncond", "tiny_cond", "tiny_sr"):
         trainer = json.loads((root / "configs" / f"{name}.json").read_text())["trainer"]["args"]
         assert trainer["sample_steps"] <= 20 < 250  # grids in proportion to a 20-step smoke run
+
+
+def test_toy_dataset_options_are_one_line(capsys, tmp_path):
+    tool = H.load_tool("scripts/make_toy_dataset.py")
+    for option, value in (("--num_images", "0"), ("--image_size", "4"), ("--num_classes", "0")):
+        argv = ["--output_dir", str(tmp_path / "toy"), "--num_images", "2", "--num_workers", "1", option, value]
+        outcome = H.run_tool(tool, argv, capsys)
+        assert outcome.code != 0 and f"{option} {value}" in outcome.error_line()
