@@ -131,6 +131,7 @@ class TrainerStateMixin:
         """
         ckpt_dir = resolve_ckpt_dir(load_dir)
         candidates = _pick_steps(ckpt_dir, ckpt)
+        explicit = not (ckpt is None or str(ckpt).lower() == "latest")
         for k, step in enumerate(candidates):
             files = CheckpointFiles(ckpt_dir, step)
             try:
@@ -138,7 +139,7 @@ class TrainerStateMixin:
                 break
             except CheckpointError as err:
                 earlier = [s for s in list_steps(ckpt_dir) if s < step]
-                if len(candidates) == 1:  # an explicit --ckpt
+                if explicit:
                     hint = f"; resume from an earlier step with --ckpt {earlier[-1]}" if earlier else ""
                     raise CheckpointError(f"{err}{hint}") from None
                 if k + 1 == len(candidates):
