@@ -20,6 +20,7 @@ import json
 import os
 import sys
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.metrics import (
     DEFAULT_MODE,
     METRIC_CHOICES,
@@ -29,7 +30,7 @@ from ivid.metrics import (
     evaluate_folders,
     list_images,
 )
-from ivid.utils.io import atomic_write
+from ivid.utils.io import atomic_write, remove_orphan_temps
 
 
 #: the paper's protocol scores 10,000 generated images (the reference's default)
@@ -60,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_workers", type=int, default=min(8, os.cpu_count() or 1), help="image loader processes")
     p.add_argument("--seed", type=int, default=0, help="fake sub-sample, KID subsets, IS shuffle")
     p.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+    p.add_argument("--skip_bad_images", action="store_true",
+                   help="leave out unreadable or wrongly sized images (counted in the report) instead of stopping")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -105,13 +109,15 @@ def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None
     if real_name is None and args.real_images_dir:
         real_name = default_cache_name(args.real_images_dir, args.mode, args.image_size)
     fake_name = args.fake_images_cache_name or default_cache_name(args.fake_images_dir, args.mode, args.image_size)
+    for folder in (args.tmp_dir, args.metrics_dir):  # temporaries of a killed earlier run
+        remove_orphan_temps(folder)
     num_samples = _available_samples(args.fake_images_dir, args.num_samples, args.quiet)
     report = evaluate_folders(
         args.real_images_dir, args.fake_images_dir, metrics, args.image_size, num_samples, feature_extractor,
         args.tmp_dir, real_name, fake_name, args.overwrite_cache, args.device, args.batch_size, args.seed,
         mode=args.mode, logits_extractor=logits_extractor, inception_weights=args.inception_weights,
         use_real_cache=args.use_real_images_cache, use_fake_cache=args.use_fake_images_cache,
-        num_workers=args.num_workers, verbose=not args.quiet)
+        num_workers=args.num_workers, verbose=not args.quiet, skip_bad_images=args.skip_bad_images)
     print(format_table(report.scores))
     record = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "scores": report.scores, "settings": report.settings, "args": vars(args)}
@@ -122,7 +128,4 @@ def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except MetricsError as exc:  # user-facing problems: one clear line, no traceback
-        sys.exit(f"eval.py: error: {exc}")
+    run_cli(main, parse_args)

@@ -10,25 +10,30 @@ Examples::
 The config is validated before any process starts. A run folder that already
 holds checkpoints is resumed from its latest one unless ``--load_dir`` says
 otherwise. SIGTERM / Ctrl-C saves a checkpoint after the current step and exits 0.
+One training at a time writes into a run folder (``<output_dir>/.lock``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
-import sys
 
 import torch
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.config import ConfigError, build, load_config, registry, resolve_num_classes
-from ivid.data import DataLayoutError
+from ivid.data import probe_dataset
 from ivid.training.checkpoint import find_latest_step
+from ivid.training.distributed import read_launch_env
 from ivid.training.launch import launch, parse_port, plan_layout
 from ivid.training.run_dir import command_line, resolve_defaults
 from ivid.training.state import resolve_ckpt_dir
 from ivid.utils import resolve_device
+from ivid.utils.io import remove_orphan_temps
+from ivid.utils.lock import RunLock
 
 
 def _port(text: str) -> str:
@@ -60,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
     p.add_argument("--no_progress", action="store_true", help="no tqdm bar")
     p.add_argument("--dry_run", action="store_true", help="print the resolved config and exit")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -126,17 +132,22 @@ def main(args: argparse.Namespace) -> None:
         return
     if not os.path.isdir(args.data_dir):
         raise FileNotFoundError(f"--data_dir {args.data_dir}: not a folder")
+    layout = plan_layout(resolve_device(args.device), args.num_gpus, args.num_nodes, args.node_rank,
+                         args.master_addr, args.master_port)
     dataset = build("dataset", cfg, args.data_dir)  # fails fast on a bad folder; writes dataset.json once
     print(f"{type(dataset).__name__}: {len(dataset)} samples in {args.data_dir}", flush=True)
     cfg = resolve_num_classes(cfg, getattr(dataset, "num_classes", None))  # "auto": the data's class count
-    layout = plan_layout(resolve_device(args.device), args.num_gpus, args.num_nodes, args.node_rank,
-                         args.master_addr, args.master_port)
-    launch(train_worker, (cfg, args, command_line()), layout)
+    bad = probe_dataset(dataset)  # a folder of nothing but broken files fails here, in one line
+    if bad:
+        print(f"warning: {len(bad)} of the {type(dataset).__name__} samples probed could not be read (training "
+              f"replaces them by others; first: {bad[0]})", flush=True)
+    env = read_launch_env()  # under torchrun only global rank 0 writes, so only it takes the lock
+    with RunLock(args.output_dir) if env is None or env.rank == 0 else contextlib.nullcontext():
+        for folder in (args.output_dir, os.path.join(args.output_dir, "ckpts"),
+                       os.path.join(args.output_dir, "samples"), args.data_dir):  # temporaries of a killed run
+            remove_orphan_temps(folder)
+        launch(train_worker, (cfg, args, command_line()), layout)
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except (ConfigError, DataLayoutError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, parse_args)

@@ -14,8 +14,8 @@ into ``--output_dir`` (default: the run folder above ``scenes/``).
 from __future__ import annotations
 
 import argparse
-import sys
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
 from ivid.sampling.export import PLY_MODES
 from ivid.sampling.presets import PRESETS, preset_in_argv
@@ -48,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ply_mode", default=_D.ply_mode, choices=PLY_MODES, help="PLY as triangle mesh or point cloud")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: a GPU when visible")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
+    add_debug_option(p)
     if preset is not None:
         p.set_defaults(**PRESETS[preset].render_defaults)
     return p.parse_args(argv)
@@ -64,7 +65,4 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except (ValueError, FileNotFoundError, OSError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(main, parse_args)

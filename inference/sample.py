@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.sampling.presets import PRESETS, preset_in_argv
 from ivid.sampling.run import SampleRequest, run_sampling
 
@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ckpt_uncond", default=_D.ckpt_uncond, help="G_u weights (released files download when missing)")
     p.add_argument("--ckpt_cond", default=_D.ckpt_cond, help="G_c weights (released files download when missing)")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="bundled models instead of the four model options, with defaults that suit them (shown "
+                   help="bundled models as the defaults of the four model options (a --config_*/--ckpt_* given "
+                        "explicitly replaces its model), with defaults of other options that suit them (shown "
                         "by --preset NAME --help); " + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items()))
     p.add_argument("--output_dir", default=_D.output_dir, help="root folder; each run writes a subfolder named after its settings")
     p.add_argument("--seeds", default=_D.seeds, help="seeds, e.g. '0-8,12' (inclusive ranges)")
@@ -73,8 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--midas_ckpt", default=_D.midas_ckpt, help="MiDaS dpt_beit_large_512 weights (image to 3D)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: every visible GPU, else CPU")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
-    if preset is not None:
-        p.set_defaults(**PRESETS[preset].sample_defaults)
+    add_debug_option(p)
+    if preset is not None:  # the preset's model files and defaults; options given explicitly still win
+        p.set_defaults(**PRESETS[preset].files, **PRESETS[preset].sample_defaults)
     return p.parse_args(argv)
 
 
@@ -88,9 +90,4 @@ def main(args: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except KeyboardInterrupt:
-        sys.exit("interrupted (files already queued were written)")
-    except (ValueError, FileNotFoundError, OSError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(main, parse_args)

@@ -13,16 +13,21 @@ Unambiguous wrappers are unwrapped (documented in :func:`load_state_dict_file`).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
+from ivid.errors import IvidError
+from ivid.utils.io import remove_orphan_temps, temp_dir_prefix
+
 __all__ = ["CheckpointError", "CheckpointNotFoundError", "RELEASED_CHECKPOINTS", "HF_REPO_ID",
            "load_state_dict_file", "load_backbone_weights", "resolve_checkpoint", "download_checkpoint",
-           "load_framework"]
+           "load_framework", "safe_torch_load", "torch_load_failure", "hub_reachable",
+           "ensure_released_checkpoints"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -41,7 +46,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 MAX_LISTED = 5
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(IvidError, RuntimeError):
     """A checkpoint file is missing, unreadable or does not match the model; the message names the file."""
 
 
@@ -65,6 +70,62 @@ def _strip_prefixes(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tens
     return state_dict
 
 
+#: file signatures of formats people mistake for checkpoints
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"\x93NUMPY", "a NumPy .npy array"), (b"{", "a JSON/text file"), (b"<", "an HTML/XML page"),
+          (b"version https://git-lfs", "a Git LFS pointer (run git lfs pull)"),
+          (b"\x1f\x8b", "a gzip archive"), (b"PK\x03\x04", "a zip archive"))
+
+
+def torch_load_failure(path: PathLike, err: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words a user can act on.
+
+    PyTorch's own message is not relayed: for files it refuses to unpickle it
+    recommends ``weights_only=False``, which would run arbitrary code from the file.
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if size == 0:
+        return "the file is empty (0 bytes): an interrupted download or copy; fetch or copy it again"
+    text = str(err)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused or "Weights only load failed" in text:
+        if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+            what = f" ({refused.group(1)})" if refused else ""
+            return (f"it holds pickled Python objects{what} besides tensors; for safety they are never "
+                    "unpickled - only files of tensors (state_dicts, as torch.save(model.state_dict())) load")
+    if head.startswith(b"PK\x03\x04"):
+        return "the file is damaged or truncated (its zip archive cannot be read); fetch or copy it again"
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return f"not a PyTorch checkpoint: it looks like {kind}"
+    if head.startswith(b"\x80"):
+        return "the file is damaged or truncated (its pickle data cannot be read); fetch or copy it again"
+    return "not a PyTorch checkpoint file (neither a torch.save zip archive nor a legacy torch file)"
+
+
+def safe_torch_load(path: PathLike, what: str = "checkpoint") -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with a clear :class:`CheckpointError`.
+
+    Raises:
+        CheckpointNotFoundError: no such file.
+        CheckpointError: unreadable; the one-line message names the file and the reason
+            (:func:`torch_load_failure`).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(f"{path}: {what} file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, empty, foreign or pickled-object files
+        raise CheckpointError(f"{path}: cannot read {what}: {torch_load_failure(path, e)}") from None
+
+
 def load_state_dict_file(path: PathLike) -> Dict[str, torch.Tensor]:
     """Read a state_dict file safely (``weights_only=True``, on CPU).
 
@@ -81,12 +142,7 @@ def load_state_dict_file(path: PathLike) -> Dict[str, torch.Tensor]:
             tensors, or not a dict of tensors.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f"{path}: checkpoint file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or a pickle that weights_only refuses
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    obj = safe_torch_load(path)
     if _is_tensor_dict(obj):
         return _strip_prefixes(dict(obj))
     if isinstance(obj, Mapping) and not any(torch.is_tensor(v) for v in obj.values()):
@@ -107,7 +163,7 @@ def _describe_mismatch(model_sd: Mapping[str, torch.Tensor], state_dict: Mapping
     for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
         if items:
             more = f" (+{len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else ""
-            lines.append(f"  {len(items)} {title}: {', '.join(items[:MAX_LISTED])}{more}")
+            lines.append(f"{len(items)} {title}: {', '.join(items[:MAX_LISTED])}{more}")
     return lines
 
 
@@ -146,12 +202,61 @@ def _load_checked(model: nn.Module, state_dict: Dict[str, torch.Tensor], source:
     problems = _describe_mismatch(model_sd, state_dict)
     if problems:
         what = f"config {os.fspath(config)}" if config is not None else f"the model ({type(model).__name__})"
-        raise CheckpointError(f"{source}: checkpoint does not match the model:\n" + "\n".join(problems)
-                              + f"\nHint: {what} does not match checkpoint {source}; "
+        raise CheckpointError(f"{source}: checkpoint does not match the model: " + "; ".join(problems)
+                              + f". Hint: {what} does not match checkpoint {source}; "
                                 "check the config / checkpoint pair.")
     state_dict = {k: v.to(model_sd[k].dtype) if v.is_floating_point() and model_sd[k].is_floating_point() else v
                   for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=True, assign=assign)
+
+
+#: seconds the reachability probe of the Hugging Face Hub may take before we call it offline
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def _download_command(targets: Sequence[str]) -> str:
+    """``python scripts/download_ckpts.py ...`` command(s) that fetch ``targets`` (released file paths)."""
+    by_dir: Dict[str, List[str]] = {}
+    for target in targets:
+        by_dir.setdefault(os.path.dirname(target) or ".", []).append(os.path.basename(target))
+    return " && ".join(f"python scripts/download_ckpts.py --ckpt_dir {folder} --files {' '.join(names)}"
+                       for folder, names in by_dir.items())
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> Tuple[bool, str]:
+    """Whether the Hugging Face Hub can be reached, decided within ``timeout`` seconds.
+
+    Returns ``(False, why)`` in huggingface_hub's offline mode (``HF_HUB_OFFLINE=1``) or when
+    no TCP connection to the Hub's host opens in time, so that an offline machine learns at
+    once which files are missing instead of waiting for the Hub client's retries.
+    """
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False, "huggingface_hub is not installed"
+    if getattr(constants, "HF_HUB_OFFLINE", False):
+        return False, "huggingface_hub offline mode (HF_HUB_OFFLINE) is on"
+    url = urlparse(getattr(constants, "ENDPOINT", "https://huggingface.co") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
+    result: Dict[str, Any] = {}
+
+    def probe() -> None:  # DNS lookups ignore socket timeouts: run it in a thread we can stop waiting for
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result["ok"] = True
+        except OSError as e:
+            result["error"] = e.strerror or str(e) or type(e).__name__
+
+    thread = threading.Thread(target=probe, daemon=True, name="ivid-hub-probe")
+    thread.start()
+    thread.join(timeout)
+    if result.get("ok"):
+        return True, ""
+    return False, f"{host} cannot be reached ({result.get('error', f'no answer within {timeout:g} s')})"
 
 
 def download_checkpoint(filename: str, ckpt_dir: PathLike) -> str:
@@ -175,7 +280,8 @@ def download_checkpoint(filename: str, ckpt_dir: PathLike) -> str:
     except ImportError as e:
         raise CheckpointError(f"{target}: checkpoint missing and huggingface_hub is not installed. {how}") from e
     os.makedirs(ckpt_dir, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".download_", dir=ckpt_dir)
+    remove_orphan_temps(ckpt_dir)  # folders of an interrupted download
+    tmp_dir = tempfile.mkdtemp(prefix=temp_dir_prefix("download"), dir=ckpt_dir)
     try:
         fetched = hf_hub_download(repo_id=HF_REPO_ID, filename=filename, local_dir=tmp_dir)
         os.replace(fetched, target)
@@ -185,6 +291,32 @@ def download_checkpoint(filename: str, ckpt_dir: PathLike) -> str:
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return target
+
+
+def ensure_released_checkpoints(paths: Mapping[str, PathLike]) -> None:
+    """Download every missing released checkpoint of ``paths`` ({option: path}), or name them all.
+
+    Files that exist, and missing files that are not released checkpoints, are left to
+    :func:`resolve_checkpoint`. Before any download the Hub is probed (:func:`hub_reachable`):
+    offline, ONE error lists every missing file with the command that fetches them.
+
+    Raises:
+        CheckpointError: offline, or a download failed.
+    """
+    missing = {option: os.fspath(path) for option, path in paths.items()
+               if not os.path.isfile(path) and os.path.basename(os.fspath(path)) in RELEASED_CHECKPOINTS}
+    if not missing:
+        return
+    ok, why = hub_reachable()
+    if not ok:
+        listed = ", ".join(f"{path} ({option})" if option else path for option, path in missing.items())
+        urls = ", ".join(_hf_url(os.path.basename(path)) for path in missing.values())
+        raise CheckpointError(
+            f"released checkpoint(s) missing and the Hugging Face Hub is unreachable ({why}): {listed}. "
+            f"Fetch them with `{_download_command(list(missing.values()))}` on a machine with network access "
+            f"and copy them there, or download {urls} by hand (see ckpts/README.md)")
+    for path in missing.values():
+        download_checkpoint(os.path.basename(path), os.path.dirname(path))
 
 
 def resolve_checkpoint(path: PathLike) -> str:
@@ -199,7 +331,8 @@ def resolve_checkpoint(path: PathLike) -> str:
         return path
     name = os.path.basename(path)
     if name in RELEASED_CHECKPOINTS:
-        return download_checkpoint(name, os.path.dirname(path))
+        ensure_released_checkpoints({"": path})
+        return path
     raise CheckpointNotFoundError(
         f"{path}: checkpoint file not found (released files that download automatically: "
         f"{', '.join(RELEASED_CHECKPOINTS)}; see ckpts/README.md)")

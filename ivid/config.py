@@ -34,6 +34,8 @@ import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+from ivid.errors import IvidError
+
 __all__ = ["ConfigError", "load_config", "validate_config", "build", "registry", "SECTIONS", "KEY_ALIASES",
            "AUTO", "resolve_num_classes"]
 
@@ -55,7 +57,7 @@ AUTO = "auto"
 _AUTO_KEYS = {("backbone", "num_classes")}
 
 
-class ConfigError(ValueError):
+class ConfigError(IvidError, ValueError):
     """A config file is malformed; the message names the file and the dotted key."""
 
 

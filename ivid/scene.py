@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ivid.errors import IvidError
 from ivid.utils.io import atomic_save_npz
 
 SCENE_VERSION = 1
@@ -39,7 +40,7 @@ METADATA_KEY = "metadata"
 PathLike = Union[str, os.PathLike]
 
 
-class SceneError(ValueError):
+class SceneError(IvidError, ValueError):
     """A scene file (or the views given to save) is not a valid ivid scene."""
 
 

@@ -30,6 +30,7 @@ import time
 import numpy as np
 import torch
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.geometry import aggregate_conditions, depth_to_mesh, forward_backward_warp, render_fusion, viewset
 from ivid.geometry.warp import aggregate_conditions_batch
 from ivid.utils.device import resolve_device
@@ -49,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=5, help="timed runs per case (median and min reported)")
     p.add_argument("--cases", default=None, help="comma list of case names (default: all)")
     p.add_argument("--output", default="bench_results/bench_render.json")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -143,4 +145,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

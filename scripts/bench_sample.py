@@ -30,6 +30,7 @@ import time
 
 import torch
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.geometry import viewset
 from ivid.sampling.multiview import MultiviewOptions, Timings, sample_multiview
 from ivid.sampling.run import find_file
@@ -56,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed runs; the minimum per phase is reported")
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--output", default="bench_results/bench_sample.json")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -137,4 +139,4 @@ def main(args: argparse.Namespace) -> list:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

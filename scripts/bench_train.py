@@ -32,6 +32,7 @@ import time
 
 import torch
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.config import build, load_config
 from ivid.utils.device import resolve_device
 from ivid.utils.io import atomic_write
@@ -59,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_threads", type=int, default=None, help="torch CPU threads of this process")
     p.add_argument("--skip_warp", action="store_true")
     p.add_argument("--output", default="bench_results/bench_train.json")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -202,4 +204,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

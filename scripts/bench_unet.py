@@ -28,6 +28,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.config import load_config
 from ivid.models import AdmUnet2d
 from ivid.utils import resolve_device
@@ -50,6 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: best available)")
     p.add_argument("--out", default="bench_results/bench_unet.json", help="JSON output file")
     p.add_argument("--seed", type=int, default=0)
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -158,4 +160,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

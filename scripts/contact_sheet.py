@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.geometry import (aggregate_conditions, depth_to_mesh, forward_backward_warp, orbit_modelview,
                            project_depth, render_fusion)
 from ivid.utils.device import resolve_device
@@ -38,6 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", default="contact_sheet.png")
     p.add_argument("--device", default=None, help="cpu, cuda, ...; default: cuda when present, else cpu")
     p.add_argument("--fixtures", default=str(FIXTURES), help="folder with the render/*.npz fixtures")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -126,4 +128,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

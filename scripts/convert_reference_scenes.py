@@ -33,6 +33,8 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 from PIL import Image
 
+from ivid.cli import add_debug_option, run_cli
+from ivid.errors import InputFileError
 from ivid.scene import save_scene
 
 #: the entry of the reference's npz that holds the pickled views
@@ -220,12 +222,12 @@ def find_inputs(paths: Sequence[str]) -> List[str]:
             if not inner and os.path.isdir(os.path.join(path, "scenes")):
                 inner = sorted(glob.glob(os.path.join(path, "scenes", "*.npz")))
             if not inner:
-                raise FileNotFoundError(f"{path}: no *.npz scene files there or in its scenes/ folder")
+                raise InputFileError(f"{path}: no *.npz scene files there or in its scenes/ folder")
             found += inner
         elif os.path.isfile(path):
             found.append(path)
         else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
+            raise InputFileError(f"{path}: no such file or folder")
     return found
 
 
@@ -234,6 +236,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("inputs", nargs="+", help="reference scene files, or folders of them (a run folder's scenes/)")
     p.add_argument("--output_dir", required=True, help="folder for the converted ivid scenes (created)")
     p.add_argument("--overwrite", action="store_true", help="replace converted files that already exist")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -262,7 +265,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(parse_args()))
-    except FileNotFoundError as err:
-        sys.exit(f"error: {err}")
+    run_cli(main, parse_args)

@@ -16,6 +16,8 @@ import argparse
 import os
 import time
 
+from ivid.cli import add_debug_option, run_cli
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -29,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--ssaa", type=int, default=3, help="odd colour supersampling factor per pixel side")
     parser.add_argument("--device", default="cpu", help="accepted for CLI uniformity; generation runs on the CPU")
+    add_debug_option(parser)
     return parser.parse_args(argv)
 
 
@@ -43,4 +46,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

@@ -24,12 +24,12 @@ import argparse
 import json
 import math
 import os
-import sys
 from typing import List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.utils.images import save_png
 
 #: line colours (RGB) of the curves, in order
@@ -194,6 +194,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--linear_y", action="store_true", help="linear loss axis (default: log scale)")
     p.add_argument("--width", type=int, default=800)
     p.add_argument("--height", type=int, default=450)
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -214,7 +215,4 @@ def main(args: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except (ValueError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(main, parse_args)

@@ -13,11 +13,14 @@ docs/data_preparation.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.depth import DEFAULT_CKPT, MidasDepth, ensure_midas_checkpoint
 from ivid.depth.folder import FolderSummary, plan_folder, predict_folder
 from ivid.utils import resolve_device
+from ivid.utils.io import remove_orphan_temps
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,6 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="recompute depths that already exist")
     parser.add_argument("--preview", action="store_true", help="also write colourised depths/<name>.png")
     parser.add_argument("--random_weights", action="store_true", help=argparse.SUPPRESS)  # speed checks only
+    add_debug_option(parser)
     return parser.parse_args(argv)
 
 
@@ -45,6 +49,7 @@ def load_model(args: argparse.Namespace, device) -> MidasDepth:
 
 def main(args: argparse.Namespace, model: MidasDepth = None):
     """Run the folder; ``model`` (any ``MidasDepth``, e.g. random weights in tests) skips loading."""
+    remove_orphan_temps(os.path.join(args.data_dir, "depths"), recursive=True)  # of a killed earlier run
     plan = plan_folder(args.data_dir, overwrite=args.overwrite)
     print(f"{len(plan.todo) + len(plan.skipped)} images under {args.data_dir}/images, "
           f"{len(plan.skipped)} already have depths")
@@ -62,4 +67,4 @@ def main(args: argparse.Namespace, model: MidasDepth = None):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

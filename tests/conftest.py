@@ -21,6 +21,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never touch the network: the Hugging Face Hub counts as unreachable unless a test says otherwise."""
+    import ivid.checkpoints
+
+    monkeypatch.setattr(ivid.checkpoints, "hub_reachable", lambda timeout=None: (False, "network disabled in tests"))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> pathlib.Path:
     return REPO_ROOT

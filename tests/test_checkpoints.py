@@ -93,6 +93,7 @@ def test_resolve_existing_and_unknown(tmp_path, tiny_ckpt):
 def test_offline_download_error_says_what_to_fetch(tmp_path, monkeypatch):
     import huggingface_hub
 
+    monkeypatch.setattr(checkpoints, "hub_reachable", lambda timeout=None: (True, ""))
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
@@ -109,6 +110,7 @@ def test_offline_download_error_says_what_to_fetch(tmp_path, monkeypatch):
 def test_download_moves_file_into_place(tmp_path, monkeypatch):
     import huggingface_hub
 
+    monkeypatch.setattr(checkpoints, "hub_reachable", lambda timeout=None: (True, ""))
     def fake_download(repo_id, filename, local_dir):
         assert repo_id == "JeffreyXiang/ivid"
         path = os.path.join(local_dir, filename)

@@ -16,9 +16,10 @@ from .datasets import (
     SingleCategory,
     SingleCategorySR,
     SingleCategoryWarp,
+    probe_dataset,
     sample_seed,
 )
-from .failures import FAILURES_KEY, FailureLog, pop_failures
+from .failures import FAILURES_KEY, DataUnreadableError, FailureLog, pop_failures
 from .index import DataLayoutError
 from .preprocess import DataFileError, disparity_to_depth_code
 from .warp_pairs import build_warp_batch
@@ -49,4 +50,6 @@ __all__ = [
     "disparity_to_depth_code",
     "DataLayoutError",
     "DataFileError",
+    "DataUnreadableError",
+    "probe_dataset",
 ]

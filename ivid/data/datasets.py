@@ -30,7 +30,7 @@ seeded with ``sample_seed(seed, epoch, index)``; call :meth:`set_epoch` before
 creating each epoch's DataLoader iterator (not with ``persistent_workers``).
 An unreadable file is replaced by another index chosen deterministically from
 (seed, epoch, index, attempt); after ``max_consecutive_failures`` failures in a
-row a ``RuntimeError`` stops training.
+row a :class:`~ivid.data.failures.DataUnreadableError` stops training.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .augment import check_augments, draw_blur_sigma, gaussian_blur3_uint8
-from .failures import FAILURES_KEY, format_failures
+from .failures import FAILURES_KEY, DataUnreadableError, format_failures
 from .index import load_or_build_index
 from .preprocess import (
     CODE_MODES,
@@ -171,8 +171,9 @@ class _RGBDDataset(torch.utils.data.Dataset):
             except DataFileError as e:
                 failures.append(str(e))
                 i = self._replacement(index, attempt)
-        raise RuntimeError(f"{self.data_dir}: {len(failures)} samples in a row could not be loaded "
-                           f"(for index {index}); last errors:\n  " + "\n  ".join(failures[-3:]))
+        raise DataUnreadableError(
+            f"{self.data_dir}: {len(failures)} samples in a row could not be loaded (last: {failures[-1]}); "
+            "fix or remove the broken image/depth files (docs/data_preparation.md)")
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         if not 0 <= index < len(self):
@@ -334,3 +335,37 @@ class SingleCategorySR(_SRDataset):
     """:class:`SingleCategory` layout with low-res conditions (super-resolution)."""
 
     LAYOUT = "single"
+
+
+#: samples :func:`probe_dataset` reads before training starts
+PROBE_SAMPLES = 8
+
+
+def probe_dataset(dataset: _RGBDDataset, count: int = PROBE_SAMPLES) -> List[str]:
+    """Read ``count`` samples spread over ``dataset`` before training; fail at once when none loads.
+
+    Training replaces an unreadable sample by another one, which is right for a few broken
+    files but would spin through a folder of nothing but broken ones; this check makes that
+    case one clear error before any model is built or process started.
+
+    Returns:
+        the failures (``"path: reason"``) among the probed samples (empty when all loaded).
+
+    Raises:
+        DataUnreadableError: every probed sample failed; the message names the data folder,
+            the count and the first failure.
+    """
+    total = len(dataset)
+    picks = sorted({int(k * total / min(count, total)) for k in range(min(count, total))}) if total else []
+    failures = []
+    for i in picks:
+        try:
+            dataset.load_rgbd01(i)
+        except DataFileError as e:
+            failures.append(str(e))
+    if picks and len(failures) == len(picks):
+        raise DataUnreadableError(
+            f"--data_dir {dataset.data_dir}: {len(failures)} failures in {len(picks)} samples tried (of {total}): "
+            f"none could be read (first: {failures[0]}); check the files under images/ and depths/ "
+            "(docs/data_preparation.md)")
+    return failures

@@ -25,8 +25,14 @@ from __future__ import annotations
 import collections
 from typing import Any, Dict, Iterable, List, MutableMapping
 
+from ivid.errors import IvidError
+
 #: key of the failure report in a sample / collated batch
 FAILURES_KEY = "failures"
+
+
+class DataUnreadableError(IvidError, RuntimeError):
+    """Too many data files in a row could not be read; the message names the data folder and the count."""
 
 
 def format_failures(failures: Iterable[str]) -> str:

@@ -23,6 +23,7 @@ import os
 import warnings
 from typing import Dict, List, Tuple, Union
 
+from ivid.errors import IvidError
 from ivid.utils.io import atomic_write
 
 PathLike = Union[str, os.PathLike]
@@ -38,7 +39,7 @@ _EXPECTED = {
 }
 
 
-class DataLayoutError(ValueError):
+class DataLayoutError(IvidError, ValueError):
     """The data folder is missing, empty or laid out differently than the dataset expects."""
 
 

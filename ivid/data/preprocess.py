@@ -30,6 +30,8 @@ from typing import Optional, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from ivid.errors import IvidError
+
 PathLike = Union[str, os.PathLike]
 
 #: MiDaS disparities are divided by this before use (SPEC section 7)
@@ -44,9 +46,11 @@ CODE_MODES = ("z_buffer", "linear")
 UNBOUNDED_MODES = ("none", "to_depth")
 #: Pillow modes resized as they are; anything else is converted to RGB first
 _NATIVE_MODES = ("RGB", "RGBA", "L", "LA")
+#: single-channel modes with more than 8 bits (16-bit PNG/TIFF greys, 32-bit int and float images)
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
-class DataFileError(Exception):
+class DataFileError(IvidError):
     """A data file cannot be used (unreadable, truncated, wrong content); the message names it."""
 
 
@@ -120,6 +124,38 @@ def resize_and_crop(image: Image.Image, image_size: int, resample: int) -> Image
     return image.crop((left, top, left + image_size, top + image_size))
 
 
+def image_error_reason(path: PathLike, err: BaseException) -> str:
+    """``"<Type>: <message>"`` of an image decoding error, without the path PIL repeats in it."""
+    name = os.fspath(path)
+    text = str(err).replace(f" '{name}'", "").replace(f" {name}", "").strip() or "unreadable"
+    try:
+        empty = os.path.getsize(name) == 0
+    except OSError:
+        empty = False
+    return f"{type(err).__name__}: {text}" + ("; the file is empty (0 bytes)" if empty else "")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """A 16-bit / 32-bit grey image as an 8-bit ``L`` image over its full range; other images unchanged.
+
+    Pillow's own conversion clips such images at 255 (a 16-bit photo becomes white). Integer
+    images are scaled by their bit depth (``I;16*``: 65535; ``I``: 65535 when every value fits
+    in 16 bits, as 16-bit PNGs load, else 2**32 - 1); float images (``F``) by 1 when their
+    values lie in [0, 1], else by 255. Values are rounded to the nearest 8-bit level.
+    """
+    if image.mode not in _WIDE_GREY_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        scale = 1.0 if values.size and np.nanmax(values) <= 1.0 else 255.0
+    elif image.mode.startswith("I;16") or (values.size and values.max() <= 65535):
+        scale = 65535.0
+    else:
+        scale = 4294967295.0
+    levels = np.clip(np.nan_to_num(values / scale * 255.0), 0.0, 255.0)
+    return Image.fromarray(np.rint(levels).astype(np.uint8))
+
+
 def read_image(path: PathLike) -> Tuple[Image.Image, Tuple[int, int]]:
     """Open and decode an image file (modes other than RGB/RGBA/L/LA become RGB, or RGBA for
     palette images with transparency).
@@ -133,12 +169,13 @@ def read_image(path: PathLike) -> Tuple[Image.Image, Tuple[int, int]]:
     try:
         with Image.open(path) as image:
             image.load()
+            image = to_8bit(image)
             if image.mode not in _NATIVE_MODES:
                 keep_alpha = image.mode == "P" and "transparency" in image.info
                 image = image.convert("RGBA" if keep_alpha else "RGB")
             return image, (image.height, image.width)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DataFileError(f"{os.fspath(path)}: cannot read image ({type(e).__name__}: {e})") from None
+        raise DataFileError(f"{os.fspath(path)}: cannot read image ({image_error_reason(path, e)})") from None
 
 
 def crop_rgb_uint8(image: Image.Image, size: int) -> np.ndarray:
@@ -170,6 +207,26 @@ def load_rgb01(path: PathLike, image_size: int) -> np.ndarray:
     return read_image01(path, image_size)[0]
 
 
+#: what a depth file must be, for error messages
+DEPTH_FORMAT = ("an .npz file holding arr_0 = MiDaS relative inverse depth (disparity, larger = nearer), "
+                "an H x W float array, as scripts/predict_depth.py writes")
+_NOT_NPZ = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+            (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"), (b"\x93NUMPY", "a .npy array"),
+            (b"\x80", "a pickle / torch file"))
+
+
+def _npz_problem(name: str) -> Optional[str]:
+    """Why ``name`` is not an .npz (zip) file, or None when it starts like one."""
+    with open(name, "rb") as f:
+        head = f.read(8)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return None
+    if not head:
+        return "the file is empty (0 bytes)"
+    kind = next((what for magic, what in _NOT_NPZ if head.startswith(magic)), None)
+    return f"not an .npz file (it looks like {kind})" if kind else "not an .npz file"
+
+
 def read_disparity(path: PathLike) -> np.ndarray:
     """Read ``arr_0`` of a depth ``.npz`` (never unpickles).
 
@@ -181,6 +238,9 @@ def read_disparity(path: PathLike) -> np.ndarray:
     """
     name = os.fspath(path)
     try:
+        problem = _npz_problem(name)
+        if problem is not None:
+            raise DataFileError(f"{name}: {problem}; a depth file must be {DEPTH_FORMAT}")
         with np.load(name, allow_pickle=False) as npz:
             if "arr_0" not in npz.files:
                 raise DataFileError(f"{name}: depth file has no 'arr_0' array (keys: {npz.files})")

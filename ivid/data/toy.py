@@ -288,10 +288,14 @@ def generate_dataset(output_dir: str, num_images: int, image_size: int, layout: 
     Returns:
         the ``toy_info.json`` content (settings and class names).
     """
+    from ivid.errors import OptionError
+
     if layout not in LAYOUTS:
-        raise ValueError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
-    if num_images < 1 or image_size < 8 or num_classes < 1:
-        raise ValueError("need num_images >= 1, image_size >= 8 and num_classes >= 1")
+        raise OptionError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
+    for option, value, low in (("--num_images", num_images, 1), ("--image_size", image_size, 8),
+                               ("--num_classes", num_classes, 1)):
+        if value < low:
+            raise OptionError(f"{option} {value}: must be >= {low}")
     from tqdm import tqdm
 
     jobs = [(output_dir, i, image_size, layout, num_classes, seed, ssaa) for i in range(num_images)]

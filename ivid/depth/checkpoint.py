@@ -27,6 +27,8 @@ from typing import Mapping, Optional
 
 import torch
 
+from ivid.errors import IvidError
+
 DROPPED_KEY = re.compile(r"^pretrained\.model\.blocks\.\d+\.attn\.relative_position_index$")
 
 _HEAD_CONVS = {"0": "conv1", "2": "conv2", "4": "conv3"}
@@ -51,7 +53,7 @@ _RULES = [
 ]
 
 
-class MidasCheckpointError(ValueError):
+class MidasCheckpointError(IvidError, ValueError):
     """A MiDaS checkpoint file does not fit the model (message names the file and the keys)."""
 
 

@@ -14,6 +14,7 @@ from urllib.request import urlopen
 
 from tqdm import tqdm
 
+from ivid.errors import IvidError
 from ivid.utils.io import atomic_write
 
 MIDAS_FILENAME = "dpt_beit_large_512.pt"
@@ -24,7 +25,7 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 60
 
 
-class MidasDownloadError(RuntimeError):
+class MidasDownloadError(IvidError, RuntimeError):
     """The MiDaS weights could not be downloaded; the message says how to get them by hand."""
 
 

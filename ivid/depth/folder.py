@@ -29,6 +29,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ivid.data.preprocess import to_8bit
 from ivid.utils.images import colorize_depth, save_png
 from ivid.utils.io import atomic_save_npz
 
@@ -107,7 +108,7 @@ class _ImageInputs(Dataset):
         rel = self.plan.todo[i]
         try:
             with Image.open(self.plan.image_path(rel)) as im:
-                image = np.asarray(im.convert("RGB"))
+                image = np.asarray(to_8bit(im).convert("RGB"))  # 16-bit greys keep their levels
             return {"rel": rel, "size": image.shape[:2], "input": transform_image(image, self.net_size)[0],
                     "error": None}
         except Exception as exc:  # unreadable image: reported and skipped by the caller

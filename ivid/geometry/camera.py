@@ -58,6 +58,8 @@ SWING_AMPLITUDE = (0.6, 0.15)
 
 VIEWSETS = ("uncond", "random", "3x9", "360", "360x3")
 TRAJECTORIES = ("swing", "random", "360")
+#: tolerance on the singular values of a viewset file's 3x3 camera rotation (1 +- this)
+RIGID_ATOL = 1e-3
 
 Generator = Union[np.random.Generator, torch.Generator, None]
 
@@ -280,8 +282,16 @@ def _parse_view_entry(path: str, index: int, entry: Any) -> np.ndarray:
     if values.shape in ((2,), (3,)):
         return orbit_modelview(*values)
     if values.shape == (4, 4):
-        if not np.allclose(values[3], [0.0, 0.0, 0.0, 1.0]) or abs(np.linalg.det(values[:3, :3])) < 1e-6:
-            raise ValueError(f"{where}: not a world->camera matrix (last row must be 0 0 0 1, rotation invertible)")
+        if not np.allclose(values[3], [0.0, 0.0, 0.0, 1.0]):
+            raise ValueError(f"{where}: not a world->camera matrix (the last row must be 0 0 0 1)")
+        rotation = values[:3, :3]
+        # a camera is rigid: its 3x3 block must be a rotation (orthonormal, det +1); a scale, shear or
+        # mirror would stretch or flip every depth mesh built from the view
+        scales = np.linalg.svd(rotation, compute_uv=False)
+        if not np.allclose(scales, 1.0, atol=RIGID_ATOL) or np.linalg.det(rotation) <= 0:
+            raise ValueError(f"{where}: not a rigid world->camera matrix: its 3x3 block has scales "
+                             f"{np.round(scales, 4).tolist()} and determinant {np.linalg.det(rotation):.4g} "
+                             "(needs a rotation: scales 1, determinant +1; no scaling, shear or mirroring)")
         return values
     raise ValueError(
         f"{where}: expected [yaw, pitch], [yaw, pitch, radius] or a 4x4 matrix, got shape {values.shape}"

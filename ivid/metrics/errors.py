@@ -1,7 +1,9 @@
 """The one exception type of ``ivid.metrics``."""
 
+from ivid.errors import IvidError
 
-class MetricsError(ValueError):
+
+class MetricsError(IvidError, ValueError):
     """A user-facing evaluation error; the message names the file, folder or option at fault.
 
     Raised for: a missing or empty image folder, an unreadable image, a fake image

@@ -70,6 +70,7 @@ class _Run:
     overwrite_cache: bool
     kid_max_features: int
     verbose: bool
+    skip_bad_images: bool = False
 
     def note(self, message: str) -> None:
         if self.verbose:
@@ -146,10 +147,13 @@ def _image_set(role: str, folder: Optional[str], run: _Run, cache_name: Optional
             return features, dict(info, count=features.count, cache_reused=True)
         replace = True
     loader = load_real_image if role == "real" else load_fake_image
+    skipped: list = []
     features, seconds = extract_feature_set(
         files, loader, run.image_size, run.extractor, device=run.device, batch_size=run.batch_size,
         num_workers=run.num_workers, logits_extractor=run.logits_extractor, need_logits=need_logits,
-        kid_max_features=run.kid_max_features, seed=run.seed, desc=f"{role} features", verbose=run.verbose)
+        kid_max_features=run.kid_max_features, seed=run.seed, desc=f"{role} features", verbose=run.verbose,
+        skip_bad=run.skip_bad_images, skipped=skipped)
+    info["skipped_images"] = len(skipped)
     if path is not None:
         if replace or not os.path.isfile(path):
             save_cache(path, features, expected)
@@ -203,13 +207,24 @@ def evaluate_folders(real_dir: Optional[str], fake_dir: str, metrics: Sequence[s
                      inception_weights: Optional[str] = None, use_real_cache: bool = True,
                      use_fake_cache: bool = True, num_workers: int = 0, kid_subsets: int = KID_NUM_SUBSETS,
                      kid_subset_size: int = KID_SUBSET_SIZE, kid_max_features: int = KID_MAX_FEATURES,
-                     is_splits: int = IS_SPLITS, verbose: bool = True) -> EvaluationReport:
+                     is_splits: int = IS_SPLITS, verbose: bool = True,
+                     skip_bad_images: bool = False) -> EvaluationReport:
     """:func:`compute_metrics` with the run record: returns an :class:`EvaluationReport`."""
     start = time.perf_counter()
     metrics = _check_request(metrics, real_dir, mode, feature_extractor, logits_extractor)
+    # missing folders are reported before the feature extractor is built (or downloaded)
+    cache_root = cache_dir or DEFAULT_CACHE_DIR
+    needed = [("fake", fake_dir, fake_cache_name, use_fake_cache)]
+    if "fid" in metrics or "kid" in metrics:
+        needed.insert(0, ("real", real_dir, real_cache_name, use_real_cache))
+    for role, folder, cache_name, use_cache in needed:
+        reusable = (cache_name is not None and use_cache and not overwrite_cache
+                    and os.path.isfile(cache_path(cache_root, cache_name)))
+        if not reusable and not os.path.isdir(folder):
+            raise MetricsError(f"{role} image folder {folder!r} does not exist or is not a directory")
     extractor, name, device = _prepare_extractor(feature_extractor, mode, inception_weights, device)
     run = _Run(extractor, name, logits_extractor, device, mode, image_size, batch_size, num_workers, seed,
-               cache_dir or DEFAULT_CACHE_DIR, overwrite_cache, kid_max_features, verbose)
+               cache_dir or DEFAULT_CACHE_DIR, overwrite_cache, kid_max_features, verbose, skip_bad_images)
     real, real_info = None, None
     if "fid" in metrics or "kid" in metrics:
         real, real_info = _image_set("real", real_dir, run, real_cache_name, use_real_cache)
@@ -261,7 +276,8 @@ def compute_metrics(real_dir: Optional[str], fake_dir: str, metrics: Sequence[st
             plugged extractor), ``inception_weights`` (local ``inception-2015-12-05.pt``),
             ``use_real_cache`` / ``use_fake_cache`` (default True), ``num_workers``,
             ``kid_subsets`` (100), ``kid_subset_size`` (1000), ``kid_max_features``
-            (50,000), ``is_splits`` (10), ``verbose``.
+            (50,000), ``is_splits`` (10), ``verbose``, ``skip_bad_images`` (leave out unreadable or
+            wrongly sized images, counted in the report, instead of stopping at the first).
 
     Returns:
         dict with keys among ``fid``, ``kid_mean``, ``kid_std``, ``is_mean``, ``is_std``.

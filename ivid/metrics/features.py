@@ -11,15 +11,21 @@ draws from (at most ``kid_max_features``) and, when asked, the logits are kept.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ivid.errors import unwrap_worker_error
+
 from .errors import MetricsError
 from .stats import FeatureSet
+
+#: what a run that stopped at a bad image may do instead (eval.py's option)
+SKIP_HINT = "rerun with --skip_bad_images to leave out unreadable or wrongly sized images (they are counted)"
 
 KID_MAX_FEATURES = 50_000
 
@@ -34,20 +40,34 @@ class ImageFileDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, files: Sequence[str], loader: Loader, image_size: int,
-                 transform: Optional[Callable[[np.ndarray], np.ndarray]] = None):
+                 transform: Optional[Callable[[np.ndarray], np.ndarray]] = None, skip_bad: bool = False):
         self.files = list(files)
         self.loader = loader
         self.image_size = image_size
         self.transform = transform
+        self.skip_bad = bool(skip_bad)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        image = self.loader(self.files[index], self.image_size)
+    def __getitem__(self, index: int):
+        """The image tensor; with ``skip_bad``, the loader's error message (str) instead of raising."""
+        try:
+            image = self.loader(self.files[index], self.image_size)
+        except MetricsError as err:
+            if not self.skip_bad:
+                raise
+            return str(err)
         if self.transform is not None:
             image = self.transform(image)
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def collate_skipping(items: Sequence) -> Tuple[Optional[torch.Tensor], List[str]]:
+    """Stack the tensors of a batch; the strings (skipped files' errors) are returned apart."""
+    tensors = [item for item in items if isinstance(item, torch.Tensor)]
+    skipped = [item for item in items if isinstance(item, str)]
+    return (torch.stack(tensors) if tensors else None), skipped
 
 
 class StreamingMoments:
@@ -120,11 +140,30 @@ def run_extractors(extractor: Callable, logits_extractor: Optional[Callable], ba
                        "pass logits_extractor=")
 
 
+def _batches(batch_iter: Iterator) -> Iterator[Tuple[Optional[torch.Tensor], List[str]]]:
+    """The loader's batches; a loader error (also from a worker process) is re-raised with its own
+    one-line message and the hint of :data:`SKIP_HINT`."""
+    while True:
+        try:
+            item = next(batch_iter)
+        except StopIteration:
+            return
+        except Exception as err:
+            cleaned = unwrap_worker_error(err)
+            if isinstance(cleaned, MetricsError):
+                raise MetricsError(f"{cleaned}; {SKIP_HINT}") from None
+            if cleaned is err:
+                raise
+            raise cleaned from None
+        yield item
+
+
 def extract_feature_set(files: Sequence[str], loader: Loader, image_size: int, extractor: Callable, *,
                         device: torch.device, batch_size: int = 64, num_workers: int = 0,
                         logits_extractor: Optional[Callable] = None, need_logits: bool = False,
                         kid_max_features: int = KID_MAX_FEATURES, seed: int = 0, desc: str = "features",
-                        verbose: bool = True) -> Tuple[FeatureSet, float]:
+                        verbose: bool = True, skip_bad: bool = False,
+                        skipped: Optional[List[str]] = None) -> Tuple[FeatureSet, float]:
     """Run ``extractor`` over ``files`` and summarise the features.
 
     Args:
@@ -134,21 +173,33 @@ def extract_feature_set(files: Sequence[str], loader: Loader, image_size: int, e
             to each image in the loader workers first.
         kid_max_features, seed: at most this many feature rows are kept for KID,
             chosen by :func:`kid_rows` with ``seed``.
+        skip_bad: leave out files the loader cannot use (unreadable, wrong size) instead of
+            stopping; their messages are appended to ``skipped`` (when given) and counted on stderr.
 
     Returns:
         ``(FeatureSet, seconds)``; the wall time covers loading and the network.
+
+    Raises:
+        MetricsError: an unusable file (without ``skip_bad``; the message names it), or no
+            usable file at all.
     """
-    dataset = ImageFileDataset(files, loader, image_size, getattr(extractor, "cpu_transform", None))
+    dataset = ImageFileDataset(files, loader, image_size, getattr(extractor, "cpu_transform", None), skip_bad)
     batches = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False,
-                                          num_workers=num_workers, pin_memory=device.type == "cuda")
+                                          num_workers=num_workers, pin_memory=device.type == "cuda",
+                                          collate_fn=collate_skipping)
     keep = kid_rows(len(files), kid_max_features, seed)
     moments, kept, logits = StreamingMoments(device), [], []
     start, done = time.perf_counter(), 0
+    bad: List[str] = [] if skipped is None else skipped
     batch_iter = iter(batches)
     try:
         with tqdm(total=len(files), unit="img", desc=desc, disable=not verbose) as bar, \
                 torch.inference_mode(), exact_float32():
-            for batch in batch_iter:
+            for batch, batch_skipped in _batches(batch_iter):
+                bad.extend(batch_skipped)
+                bar.update(len(batch_skipped))
+                if batch is None:
+                    continue
                 x = batch.to(device, non_blocking=True).float()
                 feats, batch_logits = run_extractors(extractor, logits_extractor, x, need_logits)
                 feats = feats.reshape(x.shape[0], -1)
@@ -163,6 +214,12 @@ def extract_feature_set(files: Sequence[str], loader: Loader, image_size: int, e
         if shutdown is not None:
             shutdown()
     seconds = time.perf_counter() - start
+    if bad:
+        print(f"warning: {desc}: skipped {len(bad)} of {len(files)} images that cannot be used "
+              f"(first: {bad[0]})", file=sys.stderr, flush=True)
+    if done == 0:
+        raise MetricsError(f"{desc}: none of the {len(files)} images could be used (first: {bad[0]})"
+                           if bad else f"{desc}: no images")
     if verbose:
         print(f"{desc}: {done} images in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f} images/s)")
     mu, sigma = moments.mean_and_covariance()

@@ -26,7 +26,9 @@ def _open_rgb(path: str) -> Image.Image:
         with Image.open(path) as img:
             return img.convert("RGB")
     except _READ_ERRORS as exc:
-        raise MetricsError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from exc
+        from ivid.data.preprocess import image_error_reason
+
+        raise MetricsError(f"{path}: cannot read image ({image_error_reason(path, exc)})") from exc
 
 
 def load_real_image(path: str, image_size: int) -> np.ndarray:

@@ -14,7 +14,9 @@ Outputs (under ``output_dir``, default: the folder above ``scene_dir``):
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import math
 import os
 from dataclasses import dataclass
 from typing import List, Optional
@@ -22,9 +24,11 @@ from typing import List, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
+from ivid.errors import OptionError
 from ivid.utils.device import resolve_device
 from ivid.utils.images import save_png
-from ivid.utils.video import write_mp4
+from ivid.utils.io import remove_orphan_temps, temp_path
+from ivid.utils.video import MAX_VIDEO_SIZE, encode_mp4
 
 from .export import PLY_MODES, export_scene_ply
 from .fusion import render_frames, scene_meshes
@@ -72,18 +76,29 @@ def find_scenes(scene_dir: str) -> List[str]:
 
 
 def _check(request: RenderRequest) -> None:
+    """Every option, before anything is read or written (raises :class:`OptionError` naming the option)."""
     if request.traj not in TRAJECTORIES:
-        raise ValueError(f"--traj {request.traj!r}: use one of {', '.join(TRAJECTORIES)}")
+        raise OptionError(f"--traj {request.traj!r}: use one of {', '.join(TRAJECTORIES)}")
     if request.export is not None and request.export not in EXPORTS:
-        raise ValueError(f"--export {request.export!r}: use one of {', '.join(EXPORTS)}")
+        raise OptionError(f"--export {request.export!r}: use one of {', '.join(EXPORTS)}")
     if request.ply_mode not in PLY_MODES:
-        raise ValueError(f"--ply_mode {request.ply_mode!r}: use one of {', '.join(PLY_MODES)}")
+        raise OptionError(f"--ply_mode {request.ply_mode!r}: use one of {', '.join(PLY_MODES)}")
     if request.frames < 1:
-        raise ValueError(f"--frames {request.frames}: must be >= 1")
-    if request.video_size is not None and (request.video_size < 2 or request.video_size % 2):
-        raise ValueError(f"--video_size {request.video_size}: must be an even number >= 2 (yuv420p video)")
+        raise OptionError(f"--frames {request.frames}: must be >= 1")
+    if request.video_size is not None and not (2 <= request.video_size <= MAX_VIDEO_SIZE
+                                               and request.video_size % 2 == 0):
+        raise OptionError(f"--video_size {request.video_size}: must be an even number in [2, {MAX_VIDEO_SIZE}] "
+                          "(yuv420p video)")
+    for name in ("atol", "rtol"):
+        value = getattr(request, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise OptionError(f"--{name} {value}: must be a finite number >= 0 (depth discontinuity tolerance)")
+    if request.erode_rgb < 0:
+        raise OptionError(f"--erode_rgb {request.erode_rgb}: must be >= 0 (pixels; 0 = no erosion)")
+    if request.seed < 0:
+        raise OptionError(f"--seed {request.seed}: must be >= 0")
     if request.traj == "none" and request.export is None:
-        raise ValueError("--traj none renders nothing; add --export ply or pick a trajectory")
+        raise OptionError("--traj none renders nothing; add --export ply or pick a trajectory")
 
 
 def _default_output_dir(scene_dir: str) -> str:
@@ -130,8 +145,19 @@ def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str
             yield color
 
     size = None if request.video_size is None else (request.video_size, request.video_size)
-    write_mp4(color_path, colors_only(), size=size)
-    write_mp4(depth_path, depth_frames, size=size)
+    os.makedirs(os.path.dirname(color_path), exist_ok=True)
+    # both videos are encoded into temporary files first and replace the old pair only when both
+    # encodes succeeded: a failed encode leaves the existing videos as they were
+    tmp_color, tmp_depth = temp_path(color_path, ".mp4"), temp_path(depth_path, ".mp4")
+    try:
+        encode_mp4(tmp_color, colors_only(), size=size, name=color_path)
+        encode_mp4(tmp_depth, depth_frames, size=size, name=depth_path)
+        os.replace(tmp_color, color_path)
+        os.replace(tmp_depth, depth_path)
+    finally:
+        for tmp in (tmp_color, tmp_depth):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
     return written + [color_path, depth_path]
 
 
@@ -141,6 +167,8 @@ def run_render(request: RenderRequest) -> List[str]:
     paths = find_scenes(request.scene_dir)
     device = resolve_device(request.device)
     output_dir = request.output_dir or _default_output_dir(request.scene_dir)
+    for sub in ("videos", "results", "meshes"):  # temporaries of an earlier, killed run
+        remove_orphan_temps(os.path.join(output_dir, sub))
     written: List[str] = []
     for index, path in enumerate(tqdm(paths, desc="scenes", disable=not request.progress)):
         written += _render_scene(request, path, index, output_dir, device)

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ivid.errors import InputFileError
+
 __all__ = ["TRAIN_NEAR", "TRAIN_FAR", "DEFAULT_MIDAS_CKPT", "load_photo_uint8", "disparity_to_code",
            "photo_rgbd01", "load_midas", "first_view_tensor"]
 
@@ -38,19 +40,25 @@ TRAIN_NEAR = 0.5
 TRAIN_FAR = 100.0
 #: where the MiDaS dpt_beit_large_512 checkpoint is looked for by default
 DEFAULT_MIDAS_CKPT = "ckpts/dpt_beit_large_512.pt"
+#: share of negative values tolerated in a given disparity map (MiDaS may dip just below 0 at the horizon)
+MAX_NEGATIVE_FRACTION = 0.01
 
 
 def load_photo_uint8(path: str) -> np.ndarray:
     """Read a photo as ``H x W x 3`` uint8 RGB (alpha dropped, grey expanded).
 
     Raises:
-        ValueError: the file is missing or not an image (the message names ``--input_image``).
+        InputFileError (a ValueError): the file is missing or not an image (names ``--input_image``).
     """
+    from ivid.data.preprocess import to_8bit
+
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            return np.asarray(to_8bit(image).convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as err:
-        raise ValueError(f"--input_image {path}: cannot read image ({type(err).__name__}: {err})") from None
+        from ivid.data.preprocess import image_error_reason
+
+        raise InputFileError(f"--input_image {path}: cannot read image ({image_error_reason(path, err)})") from None
 
 
 def disparity_to_code(disparity: np.ndarray, image_size: int) -> np.ndarray:
@@ -94,32 +102,48 @@ def photo_rgbd01(image_path: str, image_size: int, depth_path: Optional[str] = N
         image_path: the photo.
         image_size: model size S.
         depth_path: optional ``.npz`` holding the photo's MiDaS disparity ``arr_0``
-            (full photo size or the same aspect ratio).
+            (H x W of the photo itself, positive, larger = nearer).
         midas: a :class:`ivid.depth.MidasDepth` used when ``depth_path`` is None.
 
     Returns:
         ``(rgb01, z01)``: ``S x S x 3`` and ``S x S`` float32 in [0, 1].
 
     Raises:
-        ValueError: unreadable image / depth, mismatched aspect ratio, or neither
-            depth nor model given.
+        InputFileError (a ValueError): unreadable image / depth, a depth of another size than
+            the photo or without positive disparity; ValueError: neither depth nor model given.
     """
-    from ivid.data.preprocess import DataFileError, load_depth01, read_image01
+    from ivid.data.preprocess import DataFileError, read_image01
 
     try:
         rgb01, original_hw = read_image01(image_path, image_size)
     except DataFileError as err:
-        raise ValueError(f"--input_image: {err}") from None
+        raise InputFileError(f"--input_image: {err}") from None
     if depth_path is not None:
-        try:
-            z01 = load_depth01(depth_path, image_size, TRAIN_NEAR, TRAIN_FAR, "z_buffer", image_hw=original_hw)
-        except DataFileError as err:
-            raise ValueError(f"--input_depth: {err}") from None
-        return rgb01, z01
+        return rgb01, _given_depth_code(depth_path, original_hw, image_size)
     if midas is None:
         raise ValueError("image to 3D needs --input_depth or a MiDaS model")
     disparity = midas.predict(load_photo_uint8(image_path)).astype(np.float16)  # stored as float16 in training
     return rgb01, disparity_to_code(disparity, image_size)
+
+
+def _given_depth_code(depth_path: str, photo_hw: Tuple[int, int], image_size: int) -> np.ndarray:
+    """``--input_depth`` checked against the photo (same size, positive disparity) -> S x S z_buffer code."""
+    from ivid.data.preprocess import DEPTH_FORMAT, DataFileError, read_disparity
+
+    try:
+        disparity = read_disparity(depth_path)
+    except DataFileError as err:
+        raise InputFileError(f"--input_depth: {err}") from None
+    if tuple(disparity.shape) != tuple(photo_hw):
+        raise InputFileError(f"--input_depth {depth_path}: depth is {disparity.shape[0]}x{disparity.shape[1]} "
+                             f"(H x W) but the photo is {photo_hw[0]}x{photo_hw[1]}; expected the photo's own "
+                             f"depth at its size: {DEPTH_FORMAT}")
+    positive = disparity > 0
+    if not positive.any() or (disparity < 0).mean() > MAX_NEGATIVE_FRACTION:
+        raise InputFileError(f"--input_depth {depth_path}: disparity must be positive (larger = nearer) but it "
+                             f"spans [{disparity.min():.4g}, {disparity.max():.4g}]; is it a depth map instead "
+                             f"of a disparity map? expected {DEPTH_FORMAT}")
+    return disparity_to_code(disparity, image_size)
 
 
 def first_view_tensor(rgb01: np.ndarray, z01: np.ndarray, batch: int, device: torch.device) -> torch.Tensor:

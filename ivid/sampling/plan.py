@@ -21,6 +21,8 @@ from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ivid.errors import OptionError
+
 __all__ = ["SampleJob", "CLASS_MODES", "parse_classes", "assign_classes", "sample_name",
            "plan_jobs", "split_jobs", "batched"]
 
@@ -65,11 +67,11 @@ def parse_classes(text: Union[str, Sequence[int]]) -> ClassSpec:
         for part in text.split(","):
             part = part.strip()
             if not part.isdigit():
-                raise ValueError(f"--classes {text!r}: cannot read {part!r}; expected one of "
-                                 f"{', '.join(CLASS_MODES)} or comma-separated class indices like '1,207,980'")
+                raise OptionError(f"--classes {text!r}: cannot read {part!r}; expected one of "
+                                  f"{', '.join(CLASS_MODES)} or comma-separated class indices like '1,207,980'")
             labels.append(int(part))
     if not labels:
-        raise ValueError(f"--classes {text!r}: empty class list")
+        raise OptionError(f"--classes {text!r}: empty class list")
     return labels
 
 
@@ -93,8 +95,8 @@ def assign_classes(spec: ClassSpec, seeds: Sequence[int], num_classes: Optional[
     if spec == "null" or (not num_classes and spec == "mod"):
         return [None] * len(seeds)
     if not num_classes:
-        raise ValueError(f"--classes {spec!r}: the models are unconditional (no num_classes); "
-                         "leave --classes at its default or use 'null'")
+        raise OptionError(f"--classes {spec!r}: the models are unconditional (no num_classes); "
+                          "leave --classes at its default or use 'null'")
     if spec == "mod":
         return [seed % num_classes for seed in seeds]
     if spec == "uniform":
@@ -103,8 +105,8 @@ def assign_classes(spec: ClassSpec, seeds: Sequence[int], num_classes: Optional[
         return [_random_class(seed, num_classes) for seed in seeds]
     bad = [c for c in spec if not 0 <= c < num_classes]
     if bad:
-        raise ValueError(f"--classes: class index(es) {bad} out of range for a model with "
-                         f"{num_classes} classes (valid 0..{num_classes - 1})")
+        raise OptionError(f"--classes: class index(es) {bad} out of range for a model with "
+                          f"{num_classes} classes (valid 0..{num_classes - 1})")
     return [spec[i % len(spec)] for i in range(len(seeds))]
 
 
@@ -132,10 +134,10 @@ def plan_jobs(seeds: Optional[Sequence[int]], classes: ClassSpec, num_classes: O
     """
     if num_samples is not None:
         if num_samples < 1:
-            raise ValueError(f"--num_samples {num_samples}: must be >= 1")
+            raise OptionError(f"--num_samples {num_samples}: must be >= 1")
         seeds = list(range(num_samples))
     elif not seeds:
-        raise ValueError("no seeds given (use --seeds or --num_samples)")
+        raise OptionError("no seeds given (use --seeds or --num_samples)")
     labels = assign_classes(classes, seeds, num_classes)
     numbered = num_samples is not None
     return [SampleJob(i, int(s), c, sample_name(i, int(s), c, numbered))
@@ -152,6 +154,6 @@ def split_jobs(jobs: Sequence[SampleJob], rank: int, world_size: int) -> List[Sa
 def batched(jobs: Sequence[SampleJob], batchsize: int) -> Iterator[List[SampleJob]]:
     """Consecutive batches of at most ``batchsize`` jobs."""
     if batchsize < 1:
-        raise ValueError(f"--batchsize {batchsize}: must be >= 1")
+        raise OptionError(f"--batchsize {batchsize}: must be >= 1")
     for start in range(0, len(jobs), batchsize):
         yield list(jobs[start:start + batchsize])

@@ -21,14 +21,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ivid.errors import OptionError
 from ivid.utils.device import resolve_device
-from ivid.utils.seeds import parse_seeds, sample_generators
+from ivid.utils.io import remove_orphan_temps
+from ivid.utils.seeds import MAX_SEEDS, parse_seeds, sample_generators
 
 from .image_to_3d import DEFAULT_MIDAS_CKPT
 from .multiview import MultiviewOptions, sample_multiview
-from .outputs import OutputWriter, run_dir_name, write_run_info
+from .outputs import SUBDIRS, OutputWriter, run_dir_name
 from .presets import PRESETS
 from .plan import SampleJob, batched, parse_classes, plan_jobs, split_jobs
+from .run_folder import check_run_folder, output_settings, record_run
+from .validate import check_sampling_options, check_steps
 from .viewsets import ViewsetChoice, parse_viewset, sample_cameras
 
 __all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "run_sampling", "sampling_devices", "find_file"]
@@ -78,6 +82,8 @@ class _Plan:
     ckpt_uncond: Optional[str]
     ckpt_cond: Optional[str]
     photo: Optional[Tuple[np.ndarray, np.ndarray]]
+    settings: Dict[str, object] = dataclasses.field(default_factory=dict)
+    argv: Optional[List[str]] = None
 
 
 def find_file(path: str) -> str:
@@ -89,11 +95,14 @@ def find_file(path: str) -> str:
 
 
 def _apply_preset(request: SampleRequest) -> SampleRequest:
+    """The preset's model files for the file options left at their defaults; files given explicitly win."""
     if request.preset is None:
         return request
     if request.preset not in PRESETS:
-        raise ValueError(f"--preset {request.preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
-    files = {option: find_file(path) for option, path in PRESETS[request.preset].files.items()}
+        raise OptionError(f"--preset {request.preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
+    defaults = SampleRequest()
+    files = {option: find_file(path) for option, path in PRESETS[request.preset].files.items()
+             if getattr(request, option) in (getattr(defaults, option), path)}
     missing = [path for path in files.values() if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"--preset {request.preset}: missing {', '.join(missing)}. The demo models are "
@@ -109,7 +118,12 @@ def _read_config(path: str, option: str) -> Dict:
     path = find_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{option} {path}: config file not found")
-    return load_config(path)
+    cfg = load_config(path)
+    for section in ("backbone", "framework"):
+        if section not in cfg:
+            raise OptionError(f"{option} {path}: the config has no '{section}' section; sampling needs a model "
+                              "config with 'backbone' and 'framework' (e.g. configs/demo_uncond.json)")
+    return cfg
 
 
 def _check_configs(cfg_u: Optional[Dict], cfg_c: Optional[Dict], request: SampleRequest) -> Optional[int]:
@@ -118,10 +132,10 @@ def _check_configs(cfg_u: Optional[Dict], cfg_c: Optional[Dict], request: Sample
         name = cfg["framework"]["name"]
         in_ch = cfg["backbone"]["args"].get("in_channels")
         if name not in valid or in_ch not in expect_in:
-            raise ValueError(f"{option} {getattr(request, option[2:])}: framework {name} with in_channels {in_ch} "
-                             f"does not fit (expected {' or '.join(valid)} with in_channels "
-                             f"{' or '.join(map(str, expect_in))}); "
-                             "are --config_uncond and --config_cond swapped?")
+            raise OptionError(f"{option} {getattr(request, option[2:])}: framework {name} with in_channels {in_ch} "
+                              f"does not fit (expected {' or '.join(valid)} with in_channels "
+                              f"{' or '.join(map(str, expect_in))}); "
+                              "are --config_uncond and --config_cond swapped?")
         return cfg["backbone"]["args"]
 
     args_u = kind(cfg_u, "--config_uncond", UNCOND_FRAMEWORKS, (4,)) if cfg_u is not None else None
@@ -129,13 +143,13 @@ def _check_configs(cfg_u: Optional[Dict], cfg_c: Optional[Dict], request: Sample
     args_c = kind(cfg_c, "--config_cond", COND_FRAMEWORKS, (10, 9)) if cfg_c is not None else None
     for option, args in (("--config_uncond", args_u), ("--config_cond", args_c)):
         if args is not None and args.get("num_classes") == "auto":
-            raise ValueError(f"{option} {getattr(request, option[2:])}: backbone.args.num_classes is \"auto\"; "
+            raise OptionError(f"{option} {getattr(request, option[2:])}: backbone.args.num_classes is \"auto\"; "
                              "give the class count the model was trained with (the run's config.json holds it)")
     if args_u is not None and args_c is not None:
         for key in ("image_size", "num_classes"):
             if args_u.get(key) != args_c.get(key):
-                raise ValueError(f"--config_uncond and --config_cond disagree on {key}: "
-                                 f"{args_u.get(key)} vs {args_c.get(key)}")
+                raise OptionError(f"--config_uncond and --config_cond disagree on {key}: "
+                                  f"{args_u.get(key)} vs {args_c.get(key)}")
     return (args_u or args_c).get("num_classes") or None
 
 
@@ -158,12 +172,12 @@ def _resolve_ckpt(path: str, option: str) -> str:
 
 def _check_viewset(request: SampleRequest, viewset: ViewsetChoice) -> None:
     if request.input_image is not None and viewset.is_single_view:
-        raise ValueError(f"--viewset {request.viewset}: image to 3D (--input_image) needs views to generate "
-                         "besides the photo; use random, 3x9, 360, 360x3 or a file with 2+ views")
+        raise OptionError(f"--viewset {request.viewset}: image to 3D (--input_image) needs views to generate "
+                          "besides the photo; use random, 3x9, 360, 360x3 or a file with 2+ views")
     if request.input_depth is not None and request.input_image is None:
-        raise ValueError("--input_depth needs --input_image")
+        raise OptionError("--input_depth needs --input_image")
     if request.constrain_depth > 0 and request.replace_depth <= 0:
-        raise ValueError("--constrain_depth needs --replace_depth > 0 (it is applied together with it)")
+        raise OptionError("--constrain_depth needs --replace_depth > 0 (it is applied together with it)")
 
 
 def _photo(request: SampleRequest, image_size: int, device: torch.device):
@@ -173,18 +187,50 @@ def _photo(request: SampleRequest, image_size: int, device: torch.device):
     return photo_rgbd01(request.input_image, image_size, request.input_depth, midas)
 
 
+def _timesteps(cfg: Optional[Dict]) -> Optional[int]:
+    """The diffusion steps T of a model config (its framework's ``timesteps``, or the class default)."""
+    if cfg is None:
+        return None
+    import inspect
+
+    from ivid.config import registry
+
+    value = cfg["framework"].get("args", {}).get("timesteps")
+    if value is None:
+        default = inspect.signature(registry("framework")[cfg["framework"]["name"]].__init__).parameters.get(
+            "timesteps")
+        value = None if default is None or default.default is inspect.Parameter.empty else default.default
+    return None if value is None else int(value)
+
+
 def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
+    """Check every option and file (nothing is written) and plan the run."""
+    check_sampling_options(request)
     request = _apply_preset(request)
+    if request.num_samples is not None and request.num_samples > MAX_SEEDS:
+        raise OptionError(f"--num_samples {request.num_samples}: more than {MAX_SEEDS} per run; split the job "
+                          f"over several runs into one --output_dir (--seeds 0-{MAX_SEEDS - 1}, then the next range)")
     seeds = parse_seeds(request.seeds) if request.num_samples is None else None
     image_mode = request.input_image is not None
-    classes = parse_classes(request.classes or ("null" if image_mode else "mod"))
+    classes_text = request.classes or ("null" if image_mode else "mod")
+    classes = parse_classes(classes_text)
     viewset = parse_viewset(request.viewset)
     _check_viewset(request, viewset)
     need_u, need_c = not image_mode, not viewset.is_single_view
     cfg_u = _read_config(request.config_uncond, "--config_uncond") if need_u else None
     cfg_c = _read_config(request.config_cond, "--config_cond") if need_c else None
     num_classes = _check_configs(cfg_u, cfg_c, request)
+    if need_u:
+        check_steps("--steps_uncond", request.steps_uncond, _timesteps(cfg_u), ddpm_allowed=True)
+    if need_c:
+        check_steps("--steps_cond", request.steps_cond, _timesteps(cfg_c), ddpm_allowed=False)
     jobs = plan_jobs(seeds, classes, num_classes, request.num_samples)
+    from ivid.checkpoints import ensure_released_checkpoints
+
+    wanted = {"--ckpt_uncond": find_file(request.ckpt_uncond)} if need_u else {}
+    if need_c:
+        wanted["--ckpt_cond"] = find_file(request.ckpt_cond)
+    ensure_released_checkpoints(wanted)  # offline: one error naming every missing released file
     ckpt_u = _resolve_ckpt(request.ckpt_uncond, "--ckpt_uncond") if need_u else None
     ckpt_c = _resolve_ckpt(request.ckpt_cond, "--ckpt_cond") if need_c else None
     request = dataclasses.replace(request, config_uncond=find_file(request.config_uncond),
@@ -192,7 +238,10 @@ def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
     photo = _photo(request, cfg_c["backbone"]["args"]["image_size"], device) if image_mode else None
     name = run_dir_name(viewset.label, request.steps_uncond, request.steps_cond, request.guidance,
                         request.input_image)
-    return _Plan(request, os.path.join(request.output_dir, name), jobs, viewset, ckpt_u, ckpt_c, photo)
+    run_dir = os.path.join(request.output_dir, name)
+    settings = output_settings(request, classes_text, cfg_u, cfg_c, ckpt_u, ckpt_c, device.type)
+    check_run_folder(run_dir, settings)
+    return _Plan(request, run_dir, jobs, viewset, ckpt_u, ckpt_c, photo, settings)
 
 
 def sampling_devices(device: Optional[str]) -> List[torch.device]:
@@ -208,7 +257,7 @@ def _load(config: str, ckpt: str, device: torch.device, option: str):
     try:
         return load_framework(config, ckpt, device)
     except (KeyError, RuntimeError, ValueError) as err:
-        raise _with_option(err, f"{option} {ckpt} with config {config}") from err
+        raise _with_option(err, option) from err
 
 
 def _class_tensor(jobs: Sequence[SampleJob], framework, device: torch.device) -> Optional[torch.Tensor]:
@@ -227,6 +276,8 @@ def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan) -> None:
         return
     g_u = _load(request.config_uncond, plan.ckpt_uncond, device, "--ckpt_uncond") if plan.ckpt_uncond else None
     g_c = _load(request.config_cond, plan.ckpt_cond, device, "--ckpt_cond") if plan.ckpt_cond else None
+    if rank == 0:  # the models loaded: every input is valid, the run folder may be written now
+        record_run(plan.run_dir, dataclasses.asdict(request), plan.settings, plan.argv)
     options = request.options()
     where = f" [{device}]" if len(devices) > 1 else ""
     with OutputWriter(plan.run_dir, plan.viewset, options.near, options.far, options.fov) as writer, \
@@ -252,7 +303,9 @@ def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None) -
     """
     devices = sampling_devices(request.device)
     plan = _prepare(request, devices[0])
-    write_run_info(plan.run_dir, dataclasses.asdict(plan.request), argv)
+    plan.argv = list(argv) if argv is not None else None
+    for sub in ("", *SUBDIRS):  # temporaries of an earlier, killed run
+        remove_orphan_temps(os.path.join(plan.run_dir, sub))
     if len(devices) == 1:
         _worker(0, devices, plan)
     else:

@@ -22,6 +22,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ivid.errors import OptionError
+
 __all__ = ["ViewsetChoice", "BUILTIN_VIEWSETS", "parse_viewset", "sample_cameras", "grid_layout"]
 
 BUILTIN_VIEWSETS = ("uncond", "random", "3x9", "360", "360x3")
@@ -58,14 +60,14 @@ def parse_viewset(text: str) -> ViewsetChoice:
     if text in BUILTIN_VIEWSETS:
         return ViewsetChoice(label=text, name=text)
     if not os.path.isfile(text):
-        raise ValueError(f"--viewset {text!r}: neither a built-in viewset ({', '.join(BUILTIN_VIEWSETS)}) "
-                         "nor an existing JSON file")
+        raise OptionError(f"--viewset {text!r}: neither a built-in viewset ({', '.join(BUILTIN_VIEWSETS)}) "
+                          "nor an existing JSON file")
     from ivid.geometry import viewset_from_file
 
     try:
         cameras = viewset_from_file(text)
     except (ValueError, TypeError, OSError) as err:
-        raise ValueError(f"--viewset: {err}") from None
+        raise OptionError(f"--viewset: {err}") from None
     label = os.path.splitext(os.path.basename(text))[0] or "custom"
     return ViewsetChoice(label=label, name=None, cameras=tuple(np.asarray(c, np.float64) for c in cameras))
 

@@ -24,14 +24,20 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ivid.errors import IvidError
 from ivid.utils.io import atomic_torch_save
 
 __all__ = [
     "model_filename", "ema_filename", "misc_filename", "unwrap", "strip_prefixes", "params_to_state_dict",
     "state_dict_to_params", "list_steps", "find_latest_step", "save_checkpoint", "load_file", "CheckpointFiles",
+    "ModelMismatchError",
 ]
 
 _MISC_RE = re.compile(r"^misc_step(\d{7,})\.pt$")
+
+
+class ModelMismatchError(IvidError, ValueError):
+    """A checkpoint's tensors do not fit the model (another architecture); the message names the file."""
 _PREFIXES = ("module.", "_orig_mod.")
 
 
@@ -101,7 +107,8 @@ def state_dict_to_params(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     """Float32 parameter tensors in ``model.parameters()`` order from a state_dict (strict on names/shapes).
 
     Raises:
-        ValueError: missing or unexpected keys, or shape mismatches, listed with ``source``.
+        ModelMismatchError (a ValueError): missing or unexpected keys, or shape mismatches,
+            listed with ``source``.
     """
     model = unwrap(model)
     state_dict = strip_prefixes(state_dict)
@@ -111,8 +118,8 @@ def state_dict_to_params(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     shapes = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
               for k, v in expected.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
     if missing or unexpected or shapes:
-        raise ValueError(f"{source}: state_dict does not match the model; missing {missing[:10]}, "
-                         f"unexpected {unexpected[:10]}, shape mismatches {shapes[:10]}")
+        raise ModelMismatchError(f"{source}: state_dict does not match the model; missing {missing[:10]}, "
+                                 f"unexpected {unexpected[:10]}, shape mismatches {shapes[:10]}")
     return [state_dict[name].detach().float() for name, _ in model.named_parameters()]
 
 
@@ -145,13 +152,16 @@ def save_checkpoint(ckpt_dir: str, step: int, model_state: Mapping[str, torch.Te
 
 
 def load_file(path: str) -> Any:
-    """``torch.load`` without pickles; a clear error when the file is missing or unreadable."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: checkpoint file not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt/truncated/pickled-object files
-        raise ValueError(f"{path}: cannot load checkpoint file ({type(e).__name__}: {e})") from None
+    """``torch.load`` without pickles; a clear error when the file is missing or unreadable.
+
+    Raises:
+        ivid.checkpoints.CheckpointNotFoundError (a FileNotFoundError): no such file.
+        ivid.checkpoints.CheckpointError: empty, truncated, foreign or pickled-object file
+            (the message names the file and the reason).
+    """
+    from ivid.checkpoints import safe_torch_load
+
+    return safe_torch_load(path)
 
 
 class CheckpointFiles:

@@ -8,15 +8,27 @@ the last incomplete batch). Datasets draw their augmentation noise per
 ``(seed, epoch, index)`` (``dataset.set_epoch``), so a batch is a pure function
 of ``(seed, epoch, position)`` and a run resumed at a saved position sees
 exactly the batches an uninterrupted run would have seen.
+
+Worker processes never outlive an error: DataLoader workers ignore SIGTERM/SIGINT
+(the trainer stops them itself, after its graceful save), so Python's exit-time
+``terminate()`` + ``join()`` of leftover workers would wait forever.
+:meth:`BatchStream.close` - called on every exit path of the trainer, after an
+error in :meth:`BatchStream.next`, and at interpreter exit for streams still
+open - shuts the workers down and kills any that do not stop.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import signal
-from typing import Any, Dict, Iterator, Optional
+import weakref
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ivid.errors import unwrap_worker_error
 
 __all__ = ["epoch_permutation", "ShardSampler", "BatchStream"]
 
@@ -58,6 +70,33 @@ class ShardSampler(Sampler):
 
     def __len__(self) -> int:
         return max(self.shard_size - self.start, 0)
+
+
+#: streams with a live loader, closed at interpreter exit (before multiprocessing joins their workers)
+_OPEN_STREAMS: "weakref.WeakSet[BatchStream]" = weakref.WeakSet()
+#: seconds a worker may take to exit after the shutdown request before it is killed
+WORKER_EXIT_TIMEOUT_S = 5.0
+
+
+def shutdown_loader_iterator(iterator: Any) -> None:
+    """Stop the worker processes of a DataLoader iterator; kill those that do not exit in time."""
+    workers: List[Any] = list(getattr(iterator, "_workers", None) or [])
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        with contextlib.suppress(Exception):
+            shutdown()
+    for worker in workers:
+        with contextlib.suppress(Exception):
+            worker.join(timeout=WORKER_EXIT_TIMEOUT_S if worker.is_alive() else 0)
+            if worker.is_alive():  # ignores SIGTERM by design: SIGKILL
+                worker.kill()
+                worker.join(timeout=WORKER_EXIT_TIMEOUT_S)
+
+
+@atexit.register
+def _close_open_streams() -> None:
+    for stream in list(_OPEN_STREAMS):
+        stream.close()
 
 
 class BatchStream:
@@ -105,22 +144,41 @@ class BatchStream:
                             num_workers=self.num_workers, pin_memory=self.pin_memory, generator=worker_seed,
                             persistent_workers=False, worker_init_fn=_ignore_stop_signals)
         self._iter = iter(loader)
+        _OPEN_STREAMS.add(self)
 
     def next(self) -> Dict[str, Any]:
-        """The next batch (a dict of stacked tensors); advances the position, rolling over epochs."""
+        """The next batch (a dict of stacked tensors); advances the position, rolling over epochs.
+
+        Raises:
+            the dataset's error (e.g. :class:`~ivid.data.DataUnreadableError`) with its own
+            message, also when a worker process raised it; the workers are stopped first.
+        """
         if self._iter is None:
             self._open_epoch()
-        batch = next(self._iter)
+        try:
+            batch = next(self._iter)
+        except Exception as err:
+            self.close()
+            cleaned = unwrap_worker_error(err)
+            if cleaned is err:
+                raise
+            raise cleaned from None
         self.batch_in_epoch += 1
         if self.batch_in_epoch >= self.batches_per_epoch:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-            self._iter = None
+            self._close_iterator()
         return batch
 
     def state_dict(self) -> Dict[str, int]:
         return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "batch_size": self.batch_size,
                 "world_size": self.world_size, "seed": self.seed}
 
+    def _close_iterator(self) -> None:
+        iterator, self._iter = self._iter, None
+        if iterator is not None:
+            shutdown_loader_iterator(iterator)
+
     def close(self) -> None:
-        """Drop the current loader (shuts its worker processes down)."""
-        self._iter = None
+        """Stop the current loader's worker processes (killing any that hang) and drop it."""
+        self._close_iterator()
+        _OPEN_STREAMS.discard(self)

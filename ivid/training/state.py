@@ -14,19 +14,35 @@ import copy
 import json
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ivid.checkpoints import CheckpointError, CheckpointNotFoundError
+from ivid.errors import OptionError
+
 from . import distributed as dist
-from .checkpoint import (CheckpointFiles, list_steps, load_file, params_to_state_dict,
+from .checkpoint import (CheckpointFiles, ModelMismatchError, list_steps, load_file, params_to_state_dict,
                          save_checkpoint, state_dict_to_params, unwrap)
 from .rng import capture_rng_state, restore_rng_state
 from .samples import grid_from_rows, sample_rows
 
-__all__ = ["TrainerStateMixin", "resolve_ckpt_dir"]
+__all__ = ["TrainerStateMixin", "resolve_ckpt_dir", "config_differences"]
 
 MISC_FORMAT_VERSION = 1
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> Dict[str, List[Any]]:
+    """``{dotted key: [old, new]}`` for every leaf value that differs between two configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: Dict[str, List[Any]] = {}
+        for key in sorted(set(old) | set(new), key=str):
+            out.update(config_differences(old.get(key), new.get(key), f"{prefix}{key}."))
+        return out
+    if old != new and not (isinstance(old, (list, tuple)) and isinstance(new, (list, tuple))
+                           and list(old) == list(new)):
+        return {prefix.rstrip("."): [old, new]}
+    return {}
 
 
 def resolve_ckpt_dir(load_dir: str) -> str:
@@ -35,19 +51,30 @@ def resolve_ckpt_dir(load_dir: str) -> str:
     return sub if os.path.isdir(sub) else load_dir
 
 
-def _pick_step(ckpt_dir: str, ckpt: Optional[Any]) -> int:
+def _pick_steps(ckpt_dir: str, ckpt: Optional[Any]) -> List[int]:
+    """Steps to try, in order: the one asked for, or for 'latest' every complete step from the newest down."""
     steps = list_steps(ckpt_dir)
     if not steps:
-        raise FileNotFoundError(f"--load_dir {ckpt_dir}: no checkpoint found (expected misc_step*.pt files)")
+        raise CheckpointNotFoundError(f"--load_dir {ckpt_dir}: no checkpoint found (expected misc_step*.pt files)")
     if ckpt is None or str(ckpt).lower() == "latest":
-        return steps[-1]
+        return steps[::-1]
     try:
         step = int(ckpt)
     except ValueError:
-        raise ValueError(f"--ckpt {ckpt!r}: expected a step number or 'latest'") from None
+        raise OptionError(f"--ckpt {ckpt!r}: expected a step number or 'latest'") from None
     if step not in steps:
-        raise FileNotFoundError(f"--ckpt {step}: no checkpoint at that step in {ckpt_dir}; found {steps}")
-    return step
+        raise CheckpointNotFoundError(f"--ckpt {step}: no checkpoint at that step in {ckpt_dir}; found {steps}")
+    return [step]
+
+
+def _read_step(files: CheckpointFiles, rates: Sequence[float]) -> Tuple[Any, Dict[float, Any], Any]:
+    """Read every file of one checkpoint (model, EMAs present, misc) before anything is applied."""
+    model_sd = load_file(files.model)
+    emas = {rate: load_file(files.ema(rate)) for rate in rates if os.path.isfile(files.ema(rate))}
+    misc = load_file(files.misc)
+    if not isinstance(misc, dict) or "step" not in misc or "optimizer" not in misc:
+        raise CheckpointError(f"{files.misc}: not a training state file (no 'step' / 'optimizer' entries)")
+    return model_sd, emas, misc
 
 
 class TrainerStateMixin:
@@ -92,23 +119,51 @@ class TrainerStateMixin:
 
     # -- load ------------------------------------------------------------------------------
     def load(self, load_dir: str, ckpt: Optional[Any] = None) -> bool:
-        """Resume from ``load_dir`` (a run folder or its ``ckpts``); ``ckpt`` = step or latest."""
+        """Resume from ``load_dir`` (a run folder or its ``ckpts``); ``ckpt`` = step or latest.
+
+        With ``latest``, a checkpoint whose files cannot be read (e.g. truncated by a crash or a
+        full disk) is skipped with a warning and the previous complete one is used.
+
+        Raises:
+            CheckpointError: the step asked for is unreadable (the message names the file and
+                the earlier steps), or no step is readable.
+            ModelMismatchError: the checkpoint holds another architecture than the config's.
+        """
         ckpt_dir = resolve_ckpt_dir(load_dir)
-        files = CheckpointFiles(ckpt_dir, _pick_step(ckpt_dir, ckpt))
-        model_sd = load_file(files.model)
-        params = state_dict_to_params(self.backbone, model_sd, files.model)
+        candidates = _pick_steps(ckpt_dir, ckpt)
+        explicit = not (ckpt is None or str(ckpt).lower() == "latest")
+        for k, step in enumerate(candidates):
+            files = CheckpointFiles(ckpt_dir, step)
+            try:
+                model_sd, emas, misc = _read_step(files, self.ema.rates)
+                break
+            except CheckpointError as err:
+                earlier = [s for s in list_steps(ckpt_dir) if s < step]
+                if explicit:
+                    hint = f"; resume from an earlier step with --ckpt {earlier[-1]}" if earlier else ""
+                    raise CheckpointError(f"{err}{hint}") from None
+                if k + 1 == len(candidates):
+                    raise CheckpointError(f"{err}; no readable checkpoint is left in {ckpt_dir} (start a new "
+                                          "--output_dir or restore the files)") from None
+                warnings.warn(f"{err}; resuming from the previous complete checkpoint, step {candidates[k + 1]}")
+        try:
+            params = state_dict_to_params(self.backbone, model_sd, files.model)
+        except ModelMismatchError as err:
+            raise ModelMismatchError(
+                f"{err}. The run in {load_dir} was trained with another model than the config gives; resume it "
+                f"with its own config ({os.path.join(load_dir, 'config.json')}, used when --config is left out) "
+                "or start the new model in another --output_dir") from None
         unwrap(self.backbone).load_state_dict(model_sd, strict=True)
         self.mp.load_master(params)
         loaded = [files.model]
         for rate in self.ema.rates:
             path = files.ema(rate)
-            if os.path.isfile(path):
-                self.ema.copy_from(rate, state_dict_to_params(self.backbone, load_file(path), path))
+            if rate in emas:
+                self.ema.copy_from(rate, state_dict_to_params(self.backbone, emas[rate], path))
                 loaded.append(path)
             else:
                 warnings.warn(f"{path} not found: EMA {rate} restarts from the model weights")
                 self.ema.copy_from(rate, params)
-        misc = load_file(files.misc)
         loaded.append(files.misc)
         self._load_misc(misc, files.misc)
         self.loaded_files = tuple(loaded)
@@ -119,7 +174,7 @@ class TrainerStateMixin:
         try:
             self.optimizer.load_state_dict(misc["optimizer"])
         except (KeyError, ValueError) as e:
-            raise ValueError(f"{source}: optimizer state does not match this model/config ({e})") from None
+            raise ModelMismatchError(f"{source}: optimizer state does not match this model/config ({e})") from None
         for group in self.optimizer.param_groups:  # the config's values win over the checkpoint's
             group["lr"], group["weight_decay"] = self.learning_rate, self.weight_decay
         self.mp.load_state_dict(misc)
@@ -130,12 +185,24 @@ class TrainerStateMixin:
         self._data_position = self._data_position_from(misc.get("data") or {}, source)
 
     def _check_config(self, config_json: Optional[str], source: str) -> None:
+        """Warn about, and keep in :attr:`config_changes`, every setting that differs from the checkpoint's.
+
+        ``trainer.args.max_steps`` is recorded but not warned about: raising it is how a finished
+        run is extended.
+        """
         if not config_json or self.config is None:
             return
-        old = json.loads(config_json)
-        for section in ("backbone", "framework"):
-            if old.get(section) != self.config.get(section):
-                warnings.warn(f"{source}: the checkpoint's {section} config differs from the current one")
+        try:
+            old = json.loads(config_json)
+        except ValueError:
+            warnings.warn(f"{source}: its config_json is unreadable; changed settings cannot be checked")
+            return
+        self.config_changes = config_differences(old, self.config)
+        changed = [f"{key} {old_new[0]!r} -> {old_new[1]!r}" for key, old_new in self.config_changes.items()
+                   if key != "trainer.args.max_steps"]
+        if changed:
+            warnings.warn(f"resuming {source} with changed settings: {'; '.join(changed)} "
+                          "(recorded in log.jsonl as the resume event's config_changes)")
 
     def _restore_rng(self, states: List[Dict[str, torch.Tensor]], saved_world: int) -> None:
         if not states:

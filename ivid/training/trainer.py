@@ -152,6 +152,7 @@ class BasicTrainer(TrainerStateMixin):
         self._build_model(fp16_mode, fp16_scale_growth, ema_rate)
         self.step, self.skipped_total, self._last_saved = 0, 0, -1
         self._data_position = (0, 0)
+        self.config_changes: Dict[str, Any] = {}  # resumed with other settings: {dotted key: [old, new]}
         self._resumed = self.load(load_dir, ckpt) if load_dir else False
         if not self._resumed:
             self.init_weights()
@@ -163,24 +164,35 @@ class BasicTrainer(TrainerStateMixin):
 
     # -- construction helpers --------------------------------------------------------------
     def _check_args(self, fp16_mode: Optional[str]) -> None:
-        normalize_fp16_mode(fp16_mode)
+        from ivid.config import ConfigError
+
+        try:
+            normalize_fp16_mode(fp16_mode)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         for name in ("max_steps", "batch_split", "i_print", "i_log", "i_sample", "i_save"):
             if getattr(self, name) < 1:
-                raise ValueError(f"trainer.args.{name}: must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"trainer.args.{name}: must be >= 1, got {getattr(self, name)}")
         if self.sample_with not in ("ema", "model"):
-            raise ValueError(f"trainer.args.sample_with: 'ema' or 'model', got {self.sample_with!r}")
+            raise ConfigError(f"trainer.args.sample_with: 'ema' or 'model', got {self.sample_with!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(f"trainer.args.learning_rate: must be a finite number > 0, got {self.learning_rate}")
+        if self.sample_steps < 1:
+            raise ConfigError(f"trainer.args.sample_steps: must be >= 1, got {self.sample_steps}")
 
     def _per_gpu_batch(self, batch_size: Optional[int], batch_size_per_gpu: Optional[int]) -> int:
+        from ivid.config import ConfigError
+
         if (batch_size is None) == (batch_size_per_gpu is None):
-            raise ValueError("trainer.args: give exactly one of batch_size (global) and batch_size_per_gpu")
+            raise ConfigError("trainer.args: give exactly one of batch_size (global) and batch_size_per_gpu")
         if batch_size is not None:
             if batch_size % self.world_size:
-                raise ValueError(f"trainer.args.batch_size: {batch_size} is not divisible by the world size "
-                                 f"{self.world_size}")
+                raise ConfigError(f"trainer.args.batch_size: {batch_size} is not divisible by the world size "
+                                  f"{self.world_size}")
             batch_size_per_gpu = batch_size // self.world_size
         if batch_size_per_gpu < 1 or batch_size_per_gpu % self.batch_split:
-            raise ValueError(f"trainer.args.batch_split: {self.batch_split} must divide the per-GPU batch "
-                             f"{batch_size_per_gpu}")
+            raise ConfigError(f"trainer.args.batch_split: {self.batch_split} must divide the per-GPU batch "
+                              f"{batch_size_per_gpu}")
         return int(batch_size_per_gpu)
 
     def _default_workers(self) -> int:
@@ -282,13 +294,25 @@ class BasicTrainer(TrainerStateMixin):
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
-        """Train until ``max_steps`` (or a stop signal); return a short summary."""
+        """Train until ``max_steps`` (or a stop signal); return a short summary.
+
+        The data loader's worker processes are stopped on every way out, errors included.
+        """
+        try:
+            return self._train()
+        finally:
+            self.stream.close()
+
+    def _train(self) -> Dict[str, Any]:
         from tqdm.auto import tqdm
 
         self.write_run_files()
         self.log = JsonlLog(os.path.join(self.output_dir, "log.jsonl"))
         if self._resumed and dist.is_main():
-            self.log.write({"event": "resume", "step": self.step, "files": list(self.loaded_files)})
+            event = {"event": "resume", "step": self.step, "files": list(self.loaded_files)}
+            if self.config_changes:
+                event["config_changes"] = self.config_changes
+            self.log.write(event)
         window, stopped = _StatsWindow(), False
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (dist.is_main() and self.show_progress),
                    desc="train", dynamic_ncols=True)

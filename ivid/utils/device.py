@@ -6,6 +6,8 @@ from typing import Optional, Union
 
 import torch
 
+from ivid.errors import OptionError
+
 
 def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
     """Return the device to run on.
@@ -17,7 +19,7 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
             that it exists.
 
     Raises:
-        ValueError: the requested device is not available on this machine.
+        OptionError (a ValueError): not a device name, or the device is not available here.
     """
     if device is None or (isinstance(device, str) and device.lower() == "auto"):
         if torch.cuda.is_available():
@@ -26,10 +28,30 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise OptionError(f"--device {device}: not a device; use cpu, cuda, cuda:N (N-th GPU) or mps, "
+                          "or leave --device unset to pick automatically") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA was requested but no CUDA GPU is visible "
-                         "(use --device cpu, or leave --device unset to pick automatically)")
+        raise OptionError(f"--device {device}: CUDA was requested but no CUDA GPU is visible "
+                          "(use --device cpu, or leave --device unset to pick automatically)")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        raise OptionError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise OptionError(f"--device {device}: Apple MPS is not available on this machine (use --device cpu)")
+    if dev.type not in ("cpu", "cuda", "mps") and not _backend_available(dev.type):
+        raise OptionError(f"--device {device}: no {dev.type} backend is available on this machine "
+                          "(use cpu, cuda or mps)")
     return dev
+
+
+def _backend_available(kind: str) -> bool:
+    """True when torch has a usable backend module ``torch.<kind>`` (xpu, ...) with a device."""
+    module = getattr(torch, kind, None)
+    try:
+        return bool(module is not None and module.is_available())
+    except Exception:  # a backend stub without is_available()
+        return False

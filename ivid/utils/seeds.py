@@ -9,12 +9,19 @@ first-view noise of a sample is ``manual_seed(seed)`` then one
 
 from __future__ import annotations
 
+import collections
 import re
 from typing import List, Sequence, Union
 
 import torch
 
-__all__ = ["parse_seeds", "sample_generator", "sample_generators"]
+from ivid.errors import OptionError
+
+__all__ = ["parse_seeds", "sample_generator", "sample_generators", "MAX_SEEDS"]
+
+#: most samples one run may ask for (--seeds / --num_samples); more is surely a typo (and would
+#: not fit in memory as a list); split bigger jobs over several runs into one --output_dir
+MAX_SEEDS = 1_000_000
 
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _SINGLE = re.compile(r"^\s*(\d+)\s*$")
@@ -30,9 +37,9 @@ def parse_seeds(text: Union[str, int, Sequence[int]]) -> List[int]:
         the seeds in the given order (non-negative ints, < 2**63).
 
     Raises:
-        ValueError: empty list, a part that is neither ``N`` nor ``A-B``, a
-            decreasing range, or a seed given twice (it would overwrite the
-            other sample's files). The message quotes the offending part.
+        OptionError (a ValueError): empty list, a part that is neither ``N`` nor ``A-B``, a
+            decreasing range, more than :data:`MAX_SEEDS` seeds, or a seed given twice (it
+            would overwrite the other sample's files). The message quotes the offending part.
     """
     if isinstance(text, int):
         seeds = [text]
@@ -47,20 +54,26 @@ def parse_seeds(text: Union[str, int, Sequence[int]]) -> List[int]:
             elif span:
                 first, last = int(span.group(1)), int(span.group(2))
                 if last < first:
-                    raise ValueError(f"--seeds {text!r}: range {part.strip()!r} is decreasing "
-                                     f"(write {last}-{first})")
+                    raise OptionError(f"--seeds {text!r}: range {part.strip()!r} is decreasing "
+                                      f"(write {last}-{first})")
+                if len(seeds) + last - first + 1 > MAX_SEEDS:  # checked before the list is built
+                    raise OptionError(f"--seeds {text!r}: {len(seeds) + last - first + 1} seeds is more than "
+                                      f"{MAX_SEEDS} per run; split the job into several runs")
                 seeds.extend(range(first, last + 1))
             else:
-                raise ValueError(f"--seeds {text!r}: cannot read {part.strip()!r}; expected "
-                                 "non-negative integers and inclusive ranges, e.g. '0-8,12'")
+                raise OptionError(f"--seeds {text!r}: cannot read {part.strip()!r}; expected "
+                                  "non-negative integers and inclusive ranges, e.g. '0-8,12'")
+            if len(seeds) > MAX_SEEDS:
+                raise OptionError(f"--seeds {text!r}: more than {MAX_SEEDS} seeds per run; split the job "
+                                  "into several runs")
     if not seeds:
-        raise ValueError(f"--seeds {text!r}: no seeds given")
+        raise OptionError(f"--seeds {text!r}: no seeds given")
     for seed in seeds:
         if seed < 0 or seed >= 2 ** 63:
-            raise ValueError(f"--seeds {text!r}: seed {seed} is out of range [0, 2**63)")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+            raise OptionError(f"--seeds {text!r}: seed {seed} is out of range [0, 2**63)")
+    repeated = sorted(s for s, n in collections.Counter(seeds).items() if n > 1)
     if repeated:
-        raise ValueError(f"--seeds {text!r}: seed(s) {repeated} given more than once")
+        raise OptionError(f"--seeds {text!r}: seed(s) {repeated[:10]} given more than once")
     return seeds
 
 

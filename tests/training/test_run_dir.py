@@ -14,7 +14,7 @@ def test_resolve_defaults_fills_constructor_defaults_only(repo_root):
     resolved = resolve_defaults(cfg)
     trainer = resolved["trainer"]["args"]
     assert trainer["max_steps"] == cfg["trainer"]["args"]["max_steps"]
-    assert trainer["seed"] == 0 and trainer["sample_steps"] == 250 and trainer["sample_with"] == "ema"
+    assert trainer["seed"] == 0 and trainer["sample_guidance"] == 3.0 and trainer["sample_with"] == "ema"
     for runtime in ("output_dir", "framework", "dataset", "device", "config", "load_dir"):
         assert runtime not in trainer
     assert "data_dir" not in resolved["dataset"]["args"]

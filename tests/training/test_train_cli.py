@@ -51,7 +51,8 @@ def test_dry_run_prints_the_resolved_config(tmp_path, train_cli, capsys):
     cfg = json.loads(capsys.readouterr().out)
     trainer = cfg["trainer"]["args"]
     assert trainer["seed"] == 5 and cfg["dataset"]["args"]["seed"] == 5
-    assert trainer["sample_steps"] == 250 and trainer["sample_guidance"] == 3.0  # defaults filled in
+    assert trainer["sample_with"] == "ema" and trainer["sample_guidance"] == 3.0  # defaults filled in
+    assert trainer["sample_steps"] == 10  # the tiny configs sample their grids with few steps
     assert "preprocess_depth" in cfg["dataset"]["args"] and "output_dir" not in trainer
 
 
