@@ -10,6 +10,9 @@ existing cache is reused (it must match mode, size, extractor and image list), a
 is computed and saved; without the flag the features are recomputed, a missing cache is
 saved and an existing one is left unchanged; --overwrite_cache recomputes and replaces.
 Results: a table on stdout and one JSON line appended to `<metrics_dir>/<fake cache name>.jsonl`.
+
+3D consistency of sampled scenes (same as scripts/eval_consistency.py, whose options it takes):
+    python eval.py --metrics consistency --scene_dir samples/demo/viewset_3x9_steps_u100_c20_guidance3.0
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None
 
 
 if __name__ == "__main__":
+    if any(a.split("=")[0] == "--scene_dir" for a in sys.argv[1:]):  # --metrics consistency: docs/evaluation.md
+        from ivid.metrics.consistency_run import main as consistency_main
+        sys.exit(consistency_main(sys.argv[1:]))
     try:
         main(parse_args())
     except MetricsError as exc:  # user-facing problems: one clear line, no traceback

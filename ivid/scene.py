@@ -243,7 +243,8 @@ def load_scene(path: PathLike, return_metadata: bool = False) -> Union[List[Dict
     if COND_KEYS[0] in arrays:
         for i, view in enumerate(views):
             view["cond"] = {"rgb": arrays["cond_rgb"][i], "depth": arrays["cond_depth"][i],
-                            "mask": arrays["cond_mask"][i].astype(bool), "mask_rgb": arrays["cond_mask_rgb"][i].astype(bool)}
+                            "mask": arrays["cond_mask"][i].astype(bool),
+                            "mask_rgb": arrays["cond_mask_rgb"][i].astype(bool)}
     if not return_metadata:
         return views
     metadata: Dict[str, Any] = {}

@@ -145,7 +145,7 @@ def condition_adherence(rgb: torch.Tensor, depth: torch.Tensor, cond_rgb: torch.
     """
     mask, mask_rgb = mask.to(torch.bool), mask_rgb.to(torch.bool)
     rgb_sse, rgb_count = masked_sse(rgb * 2 - 1, cond_rgb * 2 - 1, mask_rgb)
-    code, cond_code = depth_code(depth.to(torch.float64), near, far), depth_code(cond_depth.to(torch.float64), near, far)
+    code, cond_code = (depth_code(d.to(torch.float64), near, far) for d in (depth, cond_depth))
     depth_sse, depth_count = masked_sse(code, cond_code, mask)
     safe = torch.where(mask, cond_depth.to(torch.float64), torch.ones_like(cond_depth, dtype=torch.float64))
     relative = ((depth.to(torch.float64) - cond_depth.to(torch.float64)).abs() / safe.clamp_min(1e-6)) * mask

@@ -16,7 +16,6 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import torch
 from tqdm.auto import tqdm
 
 from . import consistency as cm

@@ -71,7 +71,7 @@ def scene_views(views: Sequence[View], near: float, far: float, fov: float) -> L
 
 
 def _scene_condition(cond, near: float, far: float) -> Dict[str, np.ndarray]:
-    """A view's aggregated condition (z code, masks) as an :mod:`ivid.scene` ``cond`` (linear depth, 0 where unknown)."""
+    """A view's aggregated condition as an :mod:`ivid.scene` ``cond`` (linear depth, 0 where unknown)."""
     from ivid.geometry import linearize_depth
 
     mask = cond["mask"].numpy()[..., 0] > 0.5
