@@ -250,6 +250,8 @@ def reproject(rgb: torch.Tensor, depth: torch.Tensor, modelviews: torch.Tensor, 
         raise ValueError(f"reproject: views must be square, got {height}x{width}")
     if ssaa < 1 or ssaa % 2 == 0:
         raise ValueError(f"reproject: ssaa must be odd and >= 1, got {ssaa}")
+    if not bool(torch.isfinite(depth).all()) or bool((depth <= 0).any()):
+        raise ValueError("depth must be finite and > 0 everywhere (linear depth, camera units)")
     pairs = torch.as_tensor(pairs, dtype=torch.int64).reshape(-1, 2).cpu()
     out = {"color": torch.zeros(len(pairs), height, width, 3, dtype=torch.float32, device=device),
            "depth": torch.zeros(len(pairs), height, width, dtype=torch.float32, device=device),

@@ -259,3 +259,10 @@ def test_summarize_means_over_scenes():
 def test_single_view_scene_has_no_pairs(consistent):
     scores = _score(consistent[:1])
     assert math.isnan(scores["first_psnr"]) and math.isnan(scores["neighbour_share"])
+
+
+def test_refuses_invalid_depth(consistent):
+    depth = np.where(np.arange(SIZE) < 3, np.inf, consistent[2]["depth"]).astype(np.float32)
+    broken = _with(consistent, 2, depth=depth)
+    with pytest.raises(ValueError, match="depth must be finite and > 0"):
+        _score(broken)
