@@ -10,6 +10,9 @@ existing cache is reused (it must match mode, size, extractor and image list), a
 is computed and saved; without the flag the features are recomputed, a missing cache is
 saved and an existing one is left unchanged; --overwrite_cache recomputes and replaces.
 Results: a table on stdout and one JSON line appended to `<metrics_dir>/<fake cache name>.jsonl`.
+
+3D consistency of sampled scenes (same as scripts/eval_consistency.py, whose options it takes):
+    python eval.py --metrics consistency --scene_dir samples/demo/viewset_3x9_steps_u100_c20_guidance3.0
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ivid.metrics import (
     evaluate_folders,
     list_images,
 )
+from ivid.metrics import consistency_run
 from ivid.utils.io import atomic_write, remove_orphan_temps
 
 
@@ -38,6 +42,9 @@ DEFAULT_NUM_SAMPLES = 10000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a.split("=")[0] == "--scene_dir" for a in argv):  # --metrics consistency: docs/evaluation.md
+        return consistency_run.parse_args(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--real_images_dir", help="real images, searched recursively (not needed for --metrics is)")
     p.add_argument("--fake_images_dir", required=True, help="generated images, each image_size x image_size")
@@ -104,6 +111,8 @@ def _available_samples(fake_dir: str, num_samples, quiet: bool):
 
 def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None) -> dict:
     """Run the evaluation; ``feature_extractor`` / ``logits_extractor`` replace clean-fid's Inception (tests)."""
+    if getattr(args, "scene_dir", None) is not None:  # --metrics consistency --scene_dir DIR
+        return consistency_run.main(args)
     metrics = args.metrics or (["fid", "kid"] if args.mode == "legacy_pytorch" else ["fid", "kid", "is"])
     real_name = args.real_images_cache_name
     if real_name is None and args.real_images_dir:

@@ -13,7 +13,16 @@ key                    shape, dtype                 meaning
 ``modelview``          (N, 4, 4) float64            world -> camera, row-major
 ``fov``                (N,) float64                 field of view, degrees
 ``metadata``           () unicode string, optional  JSON object (class, seed, ...)
+``cond_rgb``           (N, H, W, 3) uint8, optional condition colour (0 where unknown)
+``cond_depth``         (N, H, W) float32, optional  condition linear depth (0 where unknown)
+``cond_mask``          (N, H, W) uint8, optional    1 where the condition depth is known
+``cond_mask_rgb``      (N, H, W) uint8, optional    1 where the condition colour is known
 =====================  ===========================  ===========================
+
+The four ``cond_*`` arrays (all or none) hold the aggregated condition each view
+was sampled from (``inference/sample.py`` writes them; view 0, drawn without a
+condition, has empty masks). Readers that do not know them ignore them: the
+format version stays 1.
 
 Files are written atomically and read with ``allow_pickle=False``: loading a scene
 never executes code. Problems raise :class:`SceneError` naming the file.
@@ -35,6 +44,7 @@ from ivid.utils.io import atomic_save_npz
 SCENE_VERSION = 1
 VERSION_KEY = "ivid_scene_version"
 ARRAY_KEYS = ("rgb", "depth", "modelview", "fov")
+COND_KEYS = ("cond_rgb", "cond_depth", "cond_mask", "cond_mask_rgb")
 METADATA_KEY = "metadata"
 
 PathLike = Union[str, os.PathLike]
@@ -75,12 +85,39 @@ def _stack_views(path: str, views: Sequence[Mapping[str, Any]]) -> Dict[str, np.
     shapes = {column.shape for column in columns["rgb"]}
     if len(shapes) > 1:
         raise SceneError(f"{path}: all views must have the same image size, got {sorted(shapes)}")
-    return {
+    arrays = {
         "rgb": np.stack(columns["rgb"]),
         "depth": np.stack(columns["depth"]).astype(np.float32),
         "modelview": np.stack(columns["modelview"]).astype(np.float64),
         "fov": np.stack(columns["fov"]).astype(np.float64),
     }
+    if any(view.get("cond") is not None for view in views):
+        arrays.update(_stack_conditions(path, views, arrays["rgb"].shape[1:3]))
+    return arrays
+
+
+def _stack_conditions(path: str, views: Sequence[Mapping[str, Any]], size: Tuple[int, int]) -> Dict[str, np.ndarray]:
+    """The ``cond_*`` arrays of the views' optional ``cond`` dicts (a view without one: empty masks)."""
+    height, width = size
+    rgb = np.zeros((len(views), height, width, 3), np.uint8)
+    depth = np.zeros((len(views), height, width), np.float32)
+    mask = np.zeros((len(views), height, width), np.uint8)
+    mask_rgb = np.zeros((len(views), height, width), np.uint8)
+    for index, view in enumerate(views):
+        cond = view.get("cond")
+        if cond is None:
+            continue
+        try:
+            rgb[index] = _as_numpy(cond["rgb"]).reshape(height, width, 3)
+            depth[index] = _as_numpy(cond["depth"]).reshape(height, width)
+            mask[index] = _as_numpy(cond["mask"]).reshape(height, width) > 0.5
+            mask_rgb[index] = _as_numpy(cond["mask_rgb"]).reshape(height, width) > 0.5
+        except (KeyError, ValueError, TypeError) as err:
+            raise SceneError(f"{path}: view {index}: cond must hold rgb (H, W, 3) uint8, depth, mask and "
+                             f"mask_rgb (H, W) of the view's size ({type(err).__name__}: {err})") from None
+        if _as_numpy(cond["rgb"]).dtype != np.uint8:
+            raise SceneError(f"{path}: view {index}: cond rgb must be uint8")
+    return {"cond_rgb": rgb, "cond_depth": depth, "cond_mask": mask, "cond_mask_rgb": mask_rgb}
 
 
 def save_scene(path: PathLike, views: Sequence[Mapping[str, Any]], metadata: Optional[Mapping[str, Any]] = None) -> None:
@@ -90,7 +127,10 @@ def save_scene(path: PathLike, views: Sequence[Mapping[str, Any]], metadata: Opt
         path: destination ``.npz`` file (folders are created).
         views: list of N view dicts with keys rgb (H, W, 3) uint8, depth (H, W) or
             (H, W, 1) linear float, modelview (4, 4), fov (degrees); NumPy arrays or
-            tensors. Other keys are ignored.
+            tensors. Optional ``cond``: the view's condition ``{"rgb": (H, W, 3) uint8,
+            "depth": (H, W) linear float (0 where unknown), "mask", "mask_rgb": (H, W)
+            {0, 1}}`` or None (stored as ``cond_*`` arrays when any view has one).
+            Other keys are ignored.
         metadata: optional dict of JSON types, e.g. ``{"class": 3, "seed": 0}``.
 
     Returns:
@@ -157,6 +197,16 @@ def _check_scene_arrays(path: str, arrays: Mapping[str, np.ndarray]) -> int:
                              f"got {arrays[key].shape} {arrays[key].dtype}")
     if METADATA_KEY in arrays and (arrays[METADATA_KEY].shape != () or arrays[METADATA_KEY].dtype.kind != "U"):
         raise SceneError(f"{path}: 'metadata' must be a JSON string")
+    present = [key for key in COND_KEYS if key in arrays]
+    if present:
+        if len(present) != len(COND_KEYS):
+            raise SceneError(f"{path}: scene file holds {', '.join(present)} but not all of {', '.join(COND_KEYS)}")
+        expected_cond = {"cond_rgb": (rgb.shape, np.uint8), "cond_depth": (rgb.shape[:3], np.float32),
+                         "cond_mask": (rgb.shape[:3], np.uint8), "cond_mask_rgb": (rgb.shape[:3], np.uint8)}
+        for key, (shape, dtype) in expected_cond.items():
+            if arrays[key].shape != shape or arrays[key].dtype != dtype:
+                raise SceneError(f"{path}: {key!r} must be {shape} {np.dtype(dtype).name} (matching rgb), "
+                                 f"got {arrays[key].shape} {arrays[key].dtype}")
     return count
 
 
@@ -169,7 +219,10 @@ def load_scene(path: PathLike, return_metadata: bool = False) -> Union[List[Dict
 
     Returns:
         list of view dicts ``{"rgb": (H, W, 3) uint8, "depth": (H, W) float32,
-        "modelview": (4, 4) float64, "fov": float}``, or ``(views, metadata)``.
+        "modelview": (4, 4) float64, "fov": float}``, or ``(views, metadata)``. When
+        the file holds conditions, every view also has ``"cond": {"rgb": (H, W, 3)
+        uint8, "depth": (H, W) float32 linear (0 where unknown), "mask", "mask_rgb":
+        (H, W) bool}`` (empty masks for a view sampled without a condition).
 
     Raises:
         FileNotFoundError: no such file.
@@ -188,6 +241,11 @@ def load_scene(path: PathLike, return_metadata: bool = False) -> Union[List[Dict
         }
         for i in range(count)
     ]
+    if COND_KEYS[0] in arrays:
+        for i, view in enumerate(views):
+            view["cond"] = {"rgb": arrays["cond_rgb"][i], "depth": arrays["cond_depth"][i],
+                            "mask": arrays["cond_mask"][i].astype(bool),
+                            "mask_rgb": arrays["cond_mask_rgb"][i].astype(bool)}
     if not return_metadata:
         return views
     metadata: Dict[str, Any] = {}

@@ -122,3 +122,43 @@ def test_save_validates_views(tmp_path):
     with pytest.raises(SceneError, match="metadata"):
         save_scene(path, views, metadata={"x": object()})
     assert not path.exists()
+
+
+def _cond(size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((size, size)) > 0.4
+    return {"rgb": (rng.integers(0, 256, (size, size, 3)) * mask[..., None]).astype(np.uint8),
+            "depth": (rng.uniform(0.6, 5.0, (size, size)) * mask).astype(np.float32), "mask": mask,
+            "mask_rgb": mask & (rng.random((size, size)) > 0.5)}
+
+
+def test_conditions_round_trip_and_stay_optional(tmp_path):
+    views = _views()
+    conds = [None, _cond(seed=1), _cond(seed=2)]
+    save_scene(tmp_path / "c.npz", [{**v, "cond": c} for v, c in zip(views, conds)])
+    loaded = load_scene(tmp_path / "c.npz")
+    assert not loaded[0]["cond"]["mask"].any() and not loaded[0]["cond"]["mask_rgb"].any()
+    assert not loaded[0]["cond"]["rgb"].any() and not loaded[0]["cond"]["depth"].any()
+    for got, want in zip(loaded[1:], conds[1:]):
+        for key in ("rgb", "depth", "mask", "mask_rgb"):
+            np.testing.assert_array_equal(got["cond"][key], want[key])
+        assert got["cond"]["mask"].dtype == bool and got["cond"]["depth"].dtype == np.float32
+    save_scene(tmp_path / "plain.npz", views)  # no condition anywhere: no cond arrays, no "cond" key
+    with np.load(tmp_path / "plain.npz") as raw:
+        assert not [k for k in raw.files if k.startswith("cond_")]
+    assert "cond" not in load_scene(tmp_path / "plain.npz")[0]
+
+
+def test_refuses_partial_or_misshapen_conditions(tmp_path):
+    views = _views()
+    with pytest.raises(SceneError, match="bad.npz: view 1: cond"):
+        save_scene(tmp_path / "bad.npz", [views[0], {**views[1], "cond": {"rgb": np.zeros((8, 8, 3), np.uint8)}}])
+    save_scene(tmp_path / "c.npz", [{**v, "cond": _cond()} for v in views])
+    with np.load(tmp_path / "c.npz") as raw:
+        arrays = {k: raw[k] for k in raw.files}
+    np.savez(tmp_path / "partial.npz", **{k: v for k, v in arrays.items() if k != "cond_mask_rgb"})
+    with pytest.raises(SceneError, match="partial.npz: scene file holds cond_rgb"):
+        load_scene(tmp_path / "partial.npz")
+    np.savez(tmp_path / "shape.npz", **{**arrays, "cond_depth": arrays["cond_depth"][:, :4]})
+    with pytest.raises(SceneError, match="shape.npz: 'cond_depth'"):
+        load_scene(tmp_path / "shape.npz")

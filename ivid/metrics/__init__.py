@@ -1,7 +1,9 @@
 """Evaluation metrics: FID, KID and Inception Score with clean-fid's Inception, named feature caches.
 
 Entry point: :func:`compute_metrics` (``eval.py`` is its command line). See
-``docs/evaluation.md`` for the paper's protocol.
+``docs/evaluation.md`` for the paper's protocol. The 3D consistency of sampled scenes
+(condition adherence, reprojection PSNR) is in :mod:`ivid.metrics.consistency`, with its
+command line in :mod:`ivid.metrics.consistency_run` (``scripts/eval_consistency.py``).
 """
 
 from .cache import load_cache, save_cache

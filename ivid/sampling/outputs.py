@@ -12,6 +12,7 @@ Layout of one run (SPEC §9)::
                                        'random': the novel view 1; nothing for other viewsets (3x9:
                                        ``render.py --traj random`` writes one fusion render per scene here)
         scenes/<name>.npz              ivid.scene file: every view's rgb, depth, modelview, fov
+                                       and the condition it was sampled from (cond_* arrays)
 
 8-bit conversion (docs/fidelity.md): ``results/`` and scene colours truncate as the
 reference (``uint8(clip(x, 0, 1) * 255)``, :func:`ivid.utils.images.to_uint8`) - the
@@ -82,7 +83,8 @@ def result_view(viewset_name: str, num_views: int) -> Optional[int]:
 
 def scene_views(views: Sequence[View], near: float, far: float, fov: float) -> List[Dict[str, object]]:
     """Views in the :mod:`ivid.scene` format: rgb uint8 H x W x 3 (truncated as the reference),
-    depth linear float32 H x W, modelview 4 x 4 float64, fov (degrees)."""
+    depth linear float32 H x W, modelview 4 x 4 float64, fov (degrees), and the condition ``cond``
+    each view was sampled from (None for the first view)."""
     from ivid.geometry import linearize_depth
 
     out = []
@@ -90,8 +92,19 @@ def scene_views(views: Sequence[View], near: float, far: float, fov: float) -> L
         depth = linearize_depth(view.z.numpy().astype(np.float32), near, far)
         out.append({"rgb": _rgb_u8_reference(view.rgb.numpy()),
                     "depth": np.asarray(depth, np.float32).reshape(view.z.shape),
-                    "modelview": np.asarray(view.modelview, np.float64), "fov": float(fov)})
+                    "modelview": np.asarray(view.modelview, np.float64), "fov": float(fov),
+                    "cond": None if view.cond is None else _scene_condition(view.cond, near, far)})
     return out
+
+
+def _scene_condition(cond, near: float, far: float) -> Dict[str, np.ndarray]:
+    """A view's aggregated condition as an :mod:`ivid.scene` ``cond`` (linear depth, 0 where unknown)."""
+    from ivid.geometry import linearize_depth
+
+    mask = cond["mask"].numpy()[..., 0] > 0.5
+    depth = np.asarray(linearize_depth(cond["depth"].numpy()[..., 0].astype(np.float32), near, far), np.float32)
+    return {"rgb": (cond["color"].numpy().clip(0, 1) * 255 + 0.5).astype(np.uint8), "depth": depth * mask,
+            "mask": mask, "mask_rgb": cond["mask_rgb"].numpy()[..., 0] > 0.5}
 
 
 def _grid(images: Sequence[Optional[np.ndarray]], order: Sequence[int], nrow: int) -> np.ndarray:

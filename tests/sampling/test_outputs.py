@@ -118,3 +118,18 @@ def test_fractional_levels_truncate_in_results_and_scenes_but_round_in_grids(tmp
     assert np.array_equal(load_scene(tmp_path / "scenes" / "00000.npz")[0]["rgb"], levels)
     with Image.open(tmp_path / "grids" / "00000.png") as im:
         assert np.array_equal(np.asarray(im)[2:2 + S, 2:2 + S], levels + 1)
+
+
+def test_scene_files_keep_each_views_condition(tmp_path):
+    views = _views(viewset("3x9")[:3], seed=1)
+    with OutputWriter(str(tmp_path), parse_viewset("3x9"), near=0.6, far=5.0, fov=45.0) as writer:
+        writer.submit(SampleJob(0, 1, 0, "s"), views)
+    scene = load_scene(tmp_path / "scenes" / "s.npz")
+    assert not scene[0]["cond"]["mask"].any() and not scene[0]["cond"]["mask_rgb"].any()  # view 0: no condition
+    for k in (1, 2):
+        cond, mask = scene[k]["cond"], views[k].cond["mask"].numpy()[..., 0] > 0.5
+        np.testing.assert_array_equal(cond["mask"], mask)
+        np.testing.assert_array_equal(cond["mask_rgb"], views[k].cond["mask_rgb"].numpy()[..., 0] > 0.5)
+        np.testing.assert_array_equal(cond["rgb"], np.round(views[k].cond["color"].numpy() * 255).astype(np.uint8))
+        want = np.where(mask, linearize_depth(views[k].cond["depth"].numpy()[..., 0], 0.6, 5.0), 0.0)
+        np.testing.assert_allclose(cond["depth"], want, rtol=1e-6)
