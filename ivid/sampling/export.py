@@ -1,4 +1,4 @@
-"""Export a scene as a coloured PLY mesh or point cloud (binary, our own small writer).
+"""Export a scene as a coloured PLY mesh or point cloud (binary, our own small writer), or as binary glTF.
 
 Every view of the scene becomes its unpadded grid mesh
 (:func:`ivid.geometry.depth_to_mesh` with ``padding=None`` and the
@@ -10,6 +10,15 @@ which is what a fusion render shows too. The file is ``binary_little_endian``
 PLY 1.0 with ``x y z nx ny nz`` (float32), ``red green blue`` (uchar) and, for
 a mesh, ``vertex_indices`` (uchar count + int32 indices): MeshLab, Blender and
 Open3D read it.
+
+:func:`export_scene_glb` writes the same mesh (same vertices, faces, colours and
+normals) as binary glTF 2.0 (``.glb``, written by trimesh, an optional dependency:
+``pip install -e ".[app]"``): browsers, Gradio's 3D viewer and Blender show it.
+Our world space already is glTF's (right-handed, +y up, the canonical first view
+looks down -z from +z, docs/conventions.md), so positions are written unchanged.
+The material is unlit (``KHR_materials_unlit``) and double-sided: the vertex colours
+are the sampled pixels, which already carry their shading, so a viewer's lights
+must not shade them again.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import numpy as np
 
 from ivid.utils.io import atomic_write
 
-__all__ = ["PLY_MODES", "scene_geometry", "write_ply", "export_scene_ply"]
+__all__ = ["PLY_MODES", "scene_geometry", "write_ply", "export_scene_ply", "export_scene_glb"]
 
 PLY_MODES = ("mesh", "points")
 
@@ -111,3 +120,47 @@ def export_scene_ply(path: str, views: Sequence[Dict[str, object]], mode: str = 
     faces = geometry["faces"] if mode == "mesh" else None
     write_ply(path, geometry["position"], geometry["color"], geometry["normal"], faces)
     return {"vertices": len(geometry["position"]), "faces": 0 if faces is None else len(faces)}
+
+
+def _unlit_material(tree: Dict[str, object]) -> None:
+    """glTF tree post-processor: one unlit, double-sided, white material for every primitive (colours come
+    from the vertices' ``COLOR_0``, which multiplies the base colour)."""
+    tree["materials"] = [{"name": "ivid_vertex_colors", "doubleSided": True,
+                          "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0],
+                                                   "metallicFactor": 0.0, "roughnessFactor": 1.0},
+                          "extensions": {"KHR_materials_unlit": {}}}]
+    for mesh in tree.get("meshes", []):
+        for primitive in mesh["primitives"]:
+            primitive["material"] = 0
+    used = tree.setdefault("extensionsUsed", [])
+    if "KHR_materials_unlit" not in used:
+        used.append("KHR_materials_unlit")
+
+
+def export_scene_glb(path: str, views: Sequence[Dict[str, object]], atol: Optional[float] = 0.03,
+                     rtol: Optional[float] = 0.03) -> Dict[str, int]:
+    """Write a scene as a coloured triangle mesh in binary glTF 2.0 (atomically).
+
+    The mesh is :func:`scene_geometry`'s: every pixel of every view is a vertex (unreferenced
+    ones included, so vertex ``k`` is the same as in the PLY export), edge faces dropped.
+
+    Returns:
+        ``{"vertices": V, "faces": F}`` as written.
+
+    Raises:
+        ImportError: trimesh is not installed (the message says how to install it).
+    """
+    try:
+        import trimesh
+        from trimesh.exchange.gltf import export_glb
+    except ImportError as err:
+        raise ImportError(f"{path}: writing glTF needs trimesh; install it with pip install trimesh "
+                          "(or pip install -e \".[app]\")") from err
+    geometry = scene_geometry(views, atol, rtol)
+    # process=False keeps every vertex and face as given (no merging, no reordering)
+    mesh = trimesh.Trimesh(vertices=geometry["position"], faces=geometry["faces"],
+                           vertex_colors=geometry["color"], vertex_normals=geometry["normal"], process=False)
+    data = export_glb(trimesh.Scene(mesh), include_normals=True, tree_postprocessor=_unlit_material)
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return {"vertices": len(geometry["position"]), "faces": len(geometry["faces"])}
