@@ -82,7 +82,15 @@ def main(args: argparse.Namespace) -> None:
         for option, path in models.files():
             if not os.path.isfile(path):
                 print(f"warning: --{option} {path} is missing; jobs will say how to get it")
-        launch_app(settings, host=args.host, port=args.port, share=args.share, concurrency=args.concurrency)
+        demo, runner, url, share_url = launch_app(settings, host=args.host, port=args.port, share=args.share,
+                                                  concurrency=args.concurrency)
+        print(f"open {url} in a browser" + (f" (public link: {share_url})" if share_url else "")
+              + "; Ctrl-C stops the app")
+        try:
+            demo.block_thread()
+        finally:
+            runner.stop_all()  # a running job stops at its next view, so the process can exit
+            demo.close()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 

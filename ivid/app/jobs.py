@@ -130,6 +130,7 @@ class JobRunner:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._active: set = set()
+        self._cancels: set = set()
         self._jobs_root = os.path.join(settings.work_dir, "jobs")
 
     # -- the two jobs --------------------------------------------------------------------------
@@ -195,7 +196,9 @@ class JobRunner:
         report = progress or (lambda done, total, what: None)
         counter = {"views": 0}
         outcome = "failed"
-        with self._slot(cancel, report):
+        with self._lock:
+            self._cancels.add(cancel)
+        with _discard_after(self._cancels, cancel, self._lock), self._slot(cancel, report):
             started = time.monotonic()
             job_dir = self._new_job_dir()
             try:
@@ -219,6 +222,13 @@ class JobRunner:
                 if outcome != "done":
                     shutil.rmtree(job_dir, ignore_errors=True)
                 log.info("%s job %s after %d view(s)", kind, outcome, counter["views"])
+
+    def stop_all(self) -> None:
+        """Cancel every waiting and running job (e.g. when the app shuts down); each stops at its next view
+        or frame."""
+        with self._lock:
+            for cancel in self._cancels:
+                cancel.set()
 
     @contextlib.contextmanager
     def _slot(self, cancel: threading.Event, report: ProgressFn):
@@ -329,6 +339,15 @@ class JobRunner:
             log.warning("job input error: %s", err)
             raise AppInputError(str(err).splitlines()[0]) from None
         return _collect(run_dir, time.perf_counter() - start, commands)
+
+
+@contextlib.contextmanager
+def _discard_after(items: set, item, lock: threading.Lock):
+    try:
+        yield
+    finally:
+        with lock:
+            items.discard(item)
 
 
 def _copy_upload(source: str, target: str, what: str, max_mb: float) -> str:

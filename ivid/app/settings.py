@@ -31,6 +31,7 @@ class ModelSet:
         sample_defaults: SampleRequest field -> default for these models (the preset's).
         render_defaults: RenderRequest field -> default for these models (the preset's).
         dataset: how their classes are named: ``"toy"`` (demo) or ``"imagenet"``.
+        title: a few words naming them (for the page).
         reason: one line saying why these models were picked (printed at start).
     """
 
@@ -42,6 +43,7 @@ class ModelSet:
     sample_defaults: Mapping[str, object] = field(default_factory=dict)
     render_defaults: Mapping[str, object] = field(default_factory=dict)
     dataset: str = "imagenet"
+    title: str = ""
     reason: str = ""
 
     def files(self, uncond: bool = True, cond: bool = True) -> List[Tuple[str, str]]:
@@ -113,26 +115,28 @@ def resolve_models(preset: Optional[str] = None, **given: Optional[str]) -> Mode
         raise ValueError(f"--preset {preset} and --{' --'.join(sorted(given))}: give a preset or model files, not both")
     if preset is None and not given:
         if _released_present():
-            return _files_model_set({}, "the released ImageNet-128 models (ckpts/imagenet128_*.pt)")
-        return _preset_model_set("demo", "the bundled demo models: the released checkpoints are not in ckpts/ "
+            return _files_model_set({}, "the released ImageNet-128 models",
+                                    "the released ImageNet-128 models (ckpts/imagenet128_*.pt)")
+        return _preset_model_set("demo", "the demo models: the released checkpoints are not in ckpts/ "
                                          "(python scripts/download_ckpts.py fetches them)")
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"--preset {preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
         return _preset_model_set(preset, f"--preset {preset}: {PRESETS[preset].about}")
-    return _files_model_set(given, "the given model files")
+    return _files_model_set(given, "the given models", "the given model files: " + ", ".join(given.values()))
 
 
-def _files_model_set(given: Dict[str, str], reason: str) -> ModelSet:
+def _files_model_set(given: Dict[str, str], title: str, reason: str) -> ModelSet:
     defaults = SampleRequest()
     files = {k: find_file(given.get(k, getattr(defaults, k))) for k in MODEL_OPTIONS}
-    return ModelSet(**files, reason=reason)
+    return ModelSet(**files, title=title, reason=reason)
 
 
 def _preset_model_set(name: str, reason: str) -> ModelSet:
     preset = PRESETS[name]
     files = {k: find_file(v) for k, v in preset.files.items()}
+    demo = name == "demo"
     return ModelSet(**files, preset=name, sample_defaults=dict(preset.sample_defaults),
-                    render_defaults=dict(preset.render_defaults), dataset="toy" if name == "demo" else "imagenet",
-                    reason=reason)
+                    render_defaults=dict(preset.render_defaults), dataset="toy" if demo else "imagenet",
+                    title="the demo models (toy scenes, ckpts/demo)" if demo else f"preset {name}", reason=reason)
 

@@ -42,7 +42,7 @@ log = logging.getLogger("ivid.app")
 _ABOUT = """# ivid: 3D-aware image generation with 2D diffusion models
 An unconditional RGBD diffusion model draws the first view; a conditional one draws every further
 view from what the views before it show, re-projected through their depth. The views are fused
-into a video and a 3D model. Serving **{reason}** ({size}x{size} pixels per view).
+into a video and a 3D model. Models: **{title}** ({size}x{size} pixels per view){hint}.
 """
 
 _NOTES = ("The 3D model is every view's depth mesh (binary glTF); drag to turn it, scroll to zoom. "
@@ -76,9 +76,9 @@ def _outputs(height: int):
     with gr.Row():
         video = gr.Video(label="Swing video", interactive=False, autoplay=True, loop=True, height=360)
         model = gr.Model3D(label="3D model", clear_color=(0.12, 0.12, 0.14, 1.0), height=360,
-                           camera_position=(-90, 80, 2.0))
+                           camera_position=(90, 80, None))  # from the front, a little above; auto zoom
     downloads = gr.File(label="Downloads: scene (.npz), video (.mp4), 3D model (.glb)", file_count="multiple",
-                        interactive=False)
+                        interactive=False, height=150)
     info = gr.Markdown()
     return [grid, depth, video, model, downloads, info]
 
@@ -99,12 +99,22 @@ def _page_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+#: share of a job's progress bar per phase (the rest: loading the models)
+_PHASES = {"view": (0.02, 0.90), "video frame": (0.90, 1.0)}
+
+
 async def _run_job(job: Callable, progress: gr.Progress) -> JobResult:
     """Run ``job(report, cancel)`` in a worker thread; cancelling this coroutine sets ``cancel``."""
     cancel = threading.Event()
+    fraction = [0.0]
 
     def report(done: int, total: int, what: str) -> None:
-        progress((done, total), desc=f"{what} {done}/{total}" if total > 1 else what, unit=what + "s")
+        # one bar for the whole job: views, then video frames; other steps keep the bar where it is
+        if what in _PHASES:
+            start, end = _PHASES[what]
+            fraction[0] = start + (end - start) * done / max(total, 1)
+            what = f"{what} {done} of {total}"
+        progress(fraction[0], desc=what)
 
     try:
         return await asyncio.to_thread(job, report, cancel)
@@ -189,7 +199,9 @@ def build_app(settings: AppSettings, concurrency: int = 1) -> Tuple[gr.Blocks, J
             _delete_upload(depth_path)
 
     with gr.Blocks(title="ivid", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
-        gr.Markdown(_ABOUT.format(reason=models.reason, size=image_size))
+        hint = "; the released ImageNet-128 models: `python scripts/download_ckpts.py`, then restart" \
+            if models.preset == "demo" else ""
+        gr.Markdown(_ABOUT.format(title=models.title, size=image_size, hint=hint))
         with gr.Tabs():
             with gr.Tab("Generate"):
                 with gr.Row():
@@ -202,7 +214,7 @@ def build_app(settings: AppSettings, concurrency: int = 1) -> Tuple[gr.Blocks, J
                     with gr.Column(scale=3):
                         outputs = _outputs(height)
                 event = run.click(generate, [klass, seed, viewset, sampler, steps_u, steps_c, guidance], outputs,
-                                  api_name="generate")
+                                  api_name="generate", show_progress_on=outputs[0])
                 stop.click(None, None, None, cancels=[event], api_visibility="private")
             with gr.Tab("Image to 3D"):
                 with gr.Row():
@@ -220,7 +232,7 @@ def build_app(settings: AppSettings, concurrency: int = 1) -> Tuple[gr.Blocks, J
                     with gr.Column(scale=3):
                         outputs2 = _outputs(height)
                 event2 = run2.click(image_to_3d, [photo, depth, klass2, seed2, viewset2, steps_c2, guidance2],
-                                    outputs2, api_name="image_to_3d")
+                                    outputs2, api_name="image_to_3d", show_progress_on=outputs2[0])
                 # the uploads are deleted after each run: clear their boxes so the page says so
                 event2.then(lambda: (None, None), None, [photo, depth], api_visibility="private")
                 stop2.click(None, None, None, cancels=[event2], api_visibility="private")
@@ -230,13 +242,13 @@ def build_app(settings: AppSettings, concurrency: int = 1) -> Tuple[gr.Blocks, J
 
 
 def launch_app(settings: AppSettings, host: str = "127.0.0.1", port: Optional[int] = None, share: bool = False,
-               concurrency: int = 1, block: bool = True) -> Tuple[gr.Blocks, JobRunner, str]:
-    """Build the page and serve it; returns ``(blocks, runner, local URL)``.
+               concurrency: int = 1) -> Tuple[gr.Blocks, JobRunner, str, Optional[str]]:
+    """Build the page and start serving it; returns ``(blocks, runner, local URL, share URL or None)``.
 
-    ``block=False`` returns once the server runs (tests; stop it with ``blocks.close()``).
+    Returns once the server runs; ``blocks.block_thread()`` waits for Ctrl-C, ``blocks.close()`` stops it.
     """
     demo, runner = build_app(settings, concurrency)
-    _, url, _ = demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
-                            max_file_size=f"{settings.max_upload_mb:g}mb", allowed_paths=[settings.work_dir],
-                            theme=_theme(), quiet=not block, footer_links=["api", "gradio"])
-    return demo, runner, url
+    _, url, share_url = demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
+                                    max_file_size=f"{settings.max_upload_mb:g}mb", allowed_paths=[settings.work_dir],
+                                    theme=_theme(), quiet=True, footer_links=["api", "gradio"])
+    return demo, runner, url, share_url

@@ -31,7 +31,7 @@ def _serve(work_dir, models, monkeypatch_env):
     monkeypatch_env("GRADIO_TEMP_DIR", str(work_dir / "uploads"))
     settings = AppSettings(models=models, work_dir=str(work_dir), device="cpu", video_frames=FRAMES,
                            max_megapixels=MAX_MEGAPIXELS, max_upload_mb=1.0)
-    demo, runner, url = launch_app(settings, host="127.0.0.1", port=_free_port(), block=False)
+    demo, runner, url, _ = launch_app(settings, host="127.0.0.1", port=_free_port())
     client = gradio_client.Client(url, verbose=False, download_files=str(work_dir / "client"),
                                   analytics_enabled=False)
     return demo, runner, client
@@ -59,7 +59,8 @@ def _video_path(value):
 
 
 def _expected_geometry(scene_path, models):
-    """Vertex / face counts of the scene's mesh, from the scene file itself (not from the GLB)."""
+    """Vertex / face counts of the scene's mesh, from the scene file itself (not from the GLB): the GLB holds
+    the vertices its faces use."""
     from ivid.sampling.export import scene_geometry
     from ivid.scene import load_scene
 
@@ -67,7 +68,7 @@ def _expected_geometry(scene_path, models):
     atol = models.render_defaults.get("atol", 0.03)
     rtol = models.render_defaults.get("rtol", 0.03)
     geometry = scene_geometry(views, atol, rtol)
-    return views, len(geometry["position"]), len(geometry["faces"])
+    return views, len(np.unique(geometry["faces"])), len(geometry["faces"])
 
 
 def _check_outputs(outputs, num_views):
@@ -88,7 +89,8 @@ def _check_outputs(outputs, num_views):
     assert len(views) == num_views
     loaded = trimesh.load(model, process=False)
     (mesh,) = loaded.geometry.values()
-    assert len(mesh.vertices) == vertices == num_views * 32 * 32  # one vertex per pixel of every view
+    assert len(mesh.vertices) == vertices
+    assert num_views * 32 * 32 * 0.5 < vertices <= num_views * 32 * 32  # at most one vertex per pixel
     assert len(mesh.faces) == faces
     assert "inference/sample.py --preset demo" in info
     return views

@@ -60,7 +60,7 @@ def test_resolve_models_defaults_to_demo_without_released_checkpoints(monkeypatc
     models = resolve_models()
     assert models.preset == "demo" and models.dataset == "toy"
     assert models.ckpt_uncond.endswith(os.path.join("ckpts", "demo", "uncond.pt"))
-    assert models.sample_defaults["steps_uncond"] == 100 and "download_ckpts" in models.reason
+    assert models.sample_defaults["steps_uncond"] == 100 and "download_ckpts" in models.reason and "demo" in models.title
     assert models.model_info() == (32, 10)
 
 
@@ -187,3 +187,49 @@ def test_runner_keeps_only_the_newest_job_folders(runner, tmp_path):
         runner._active.discard(folders[-1])
         os.utime(folders[-1], (time.time() + k, time.time() + k))
     assert sorted(os.listdir(tmp_path / "jobs")) == sorted(os.path.basename(f) for f in folders[-2:])
+
+
+def test_stop_all_cancels_a_running_job(runner, monkeypatch):
+    started = threading.Event()
+
+    def fake_job(scene, extra, job_dir, report, cancel, counter):
+        started.set()
+        assert cancel.wait(timeout=60), "stop_all did not reach the job"
+        raise JobCancelled()
+
+    monkeypatch.setattr(runner, "_sample_and_render", fake_job)
+    errors = []
+    worker = threading.Thread(target=lambda: errors.append(_raises(runner.generate, Scene(class_label=1))))
+    worker.start()
+    assert started.wait(timeout=60)
+    runner.stop_all()
+    worker.join(timeout=60)
+    assert errors == [JobCancelled] and runner.history[-1].outcome == "cancelled"
+
+
+def _raises(fn, *args):
+    try:
+        fn(*args)
+    except Exception as err:  # noqa: BLE001 - the test inspects the type
+        return type(err)
+    return None
+
+
+def _load_cli():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "inference", "app.py")
+    spec = importlib.util.spec_from_file_location("app_cli", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_defaults_bind_locally_and_reject_bad_values(capsys):
+    cli = _load_cli()
+    args = cli.parse_args([])
+    assert (args.host, args.port, args.share, args.concurrency, args.preset) == ("127.0.0.1", None, False, 1, None)
+    for bad in (["--concurrency", "0"], ["--port", "70000"], ["--max_megapixels", "0"], ["--preset", "huge"]):
+        with pytest.raises(SystemExit):
+            cli.parse_args(bad)
+        assert bad[0] in capsys.readouterr().err
