@@ -43,7 +43,8 @@ def _mb(num_bytes: float) -> str:
 def check_upload_size(path: str, max_mb: float, what: str) -> None:
     """The file at ``path`` exists and holds at most ``max_mb`` MiB (``what`` names it in messages)."""
     if not os.path.isfile(path):
-        raise AppInputError(f"The {what} is gone from the server (uploads are deleted after each run); upload it again.")
+        raise AppInputError(f"The {what} is gone from the server (uploads are deleted after each run); "
+                            "upload it again.")
     size = os.path.getsize(path)
     if size > max_mb * 2 ** 20:
         raise AppInputError(f"The {what} is {_mb(size)}; the limit is {max_mb:g} MB. Upload a smaller file.")

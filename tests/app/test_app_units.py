@@ -60,7 +60,8 @@ def test_resolve_models_defaults_to_demo_without_released_checkpoints(monkeypatc
     models = resolve_models()
     assert models.preset == "demo" and models.dataset == "toy"
     assert models.ckpt_uncond.endswith(os.path.join("ckpts", "demo", "uncond.pt"))
-    assert models.sample_defaults["steps_uncond"] == 100 and "download_ckpts" in models.reason and "demo" in models.title
+    assert models.sample_defaults["steps_uncond"] == 100
+    assert "download_ckpts" in models.reason and "demo" in models.title
     assert models.model_info() == (32, 10)
 
 
