@@ -329,7 +329,7 @@ class JobRunner:
 
         if cancel.is_set():
             raise JobCancelled()
-        report(0, 1, "loading the models")
+        report(0, 1, "loading the models, sampling the first view")
         try:
             run_dir = run_sampling(request, argv=shlex.split(commands[0]), on_view=on_view)
             report(0, 1, "writing the 3D model")
