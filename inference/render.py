@@ -6,6 +6,7 @@ Examples::
     python inference/render.py --preset demo --scene_dir samples/demo/viewset_3x9_steps_u100_c20_guidance3.0
     python inference/render.py --scene_dir <run>/scenes --traj random          # one image per scene in results/
     python inference/render.py --scene_dir <run>/scenes --traj none --export ply   # coloured meshes in meshes/
+    python inference/render.py --scene_dir <run>/scenes --export glb   # + binary glTF meshes (browsers, Blender)
 
 ``swing`` writes ``videos/<scene>.mp4`` and ``videos/<scene>_depth.mp4`` (30 fps)
 into ``--output_dir`` (default: the run folder above ``scenes/``).
@@ -44,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="defaults that suit a sample.py --preset's models (shown by --preset NAME --help)")
     p.add_argument("--seed", type=int, default=_D.seed, help="seed of the random trajectory")
-    p.add_argument("--export", default=None, choices=EXPORTS, help="also write meshes/<scene>.ply")
+    p.add_argument("--export", default=None, choices=EXPORTS, help="also write meshes/<scene>.ply, or .glb (binary glTF; needs trimesh)")
     p.add_argument("--ply_mode", default=_D.ply_mode, choices=PLY_MODES, help="PLY as triangle mesh or point cloud")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: a GPU when visible")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")

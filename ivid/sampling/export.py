@@ -1,4 +1,4 @@
-"""Export a scene as a coloured PLY mesh or point cloud (binary, our own small writer).
+"""Export a scene as a coloured PLY mesh or point cloud (binary, our own small writer), or as binary glTF.
 
 Every view of the scene becomes its unpadded grid mesh
 (:func:`ivid.geometry.depth_to_mesh` with ``padding=None`` and the
@@ -10,6 +10,20 @@ which is what a fusion render shows too. The file is ``binary_little_endian``
 PLY 1.0 with ``x y z nx ny nz`` (float32), ``red green blue`` (uchar) and, for
 a mesh, ``vertex_indices`` (uchar count + int32 indices): MeshLab, Blender and
 Open3D read it.
+
+:func:`export_scene_glb` writes the same mesh (same faces, colours and normals) as
+binary glTF 2.0 (``.glb``, written by trimesh, an optional dependency: ``pip install -e
+".[app]"``): browsers, Gradio's 3D viewer and Blender show it. It leaves out the vertices
+no face uses (pixels whose faces were all edge faces): viewers frame a model by the
+bounds of its vertices, and such stray points, often far behind the scene, would pull
+the view off it.
+Our world space already is glTF's (right-handed, +y up, the canonical first view
+looks down -z from +z, docs/conventions.md), so positions are written unchanged.
+The material is unlit (``KHR_materials_unlit``) and double-sided: the vertex colours
+are the sampled pixels, which already carry their shading, so a viewer's lights
+must not shade them again. glTF vertex colours are linear RGB, so the pixels' sRGB
+values are linearised (the sRGB transfer function, rounded to 8 bits) before writing;
+a viewer turns them back into the pixels' colours on screen.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ import numpy as np
 
 from ivid.utils.io import atomic_write
 
-__all__ = ["PLY_MODES", "scene_geometry", "write_ply", "export_scene_ply"]
+__all__ = ["PLY_MODES", "scene_geometry", "write_ply", "export_scene_ply", "export_scene_glb", "srgb_to_linear_u8"]
 
 PLY_MODES = ("mesh", "points")
 
@@ -111,3 +125,62 @@ def export_scene_ply(path: str, views: Sequence[Dict[str, object]], mode: str = 
     faces = geometry["faces"] if mode == "mesh" else None
     write_ply(path, geometry["position"], geometry["color"], geometry["normal"], faces)
     return {"vertices": len(geometry["position"]), "faces": 0 if faces is None else len(faces)}
+
+
+def srgb_to_linear_u8(rgb: np.ndarray) -> np.ndarray:
+    """8-bit sRGB -> 8-bit linear RGB (IEC 61966-2-1 transfer function), e.g. for glTF vertex colours."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return np.round(linear * 255.0).astype(np.uint8)
+
+
+def _unlit_material(tree: Dict[str, object]) -> None:
+    """glTF tree post-processor: one unlit, double-sided, white material for every primitive (colours come
+    from the vertices' ``COLOR_0``, which multiplies the base colour)."""
+    tree["materials"] = [{"name": "ivid_vertex_colors", "doubleSided": True,
+                          "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0],
+                                                   "metallicFactor": 0.0, "roughnessFactor": 1.0},
+                          "extensions": {"KHR_materials_unlit": {}}}]
+    for mesh in tree.get("meshes", []):
+        for primitive in mesh["primitives"]:
+            primitive["material"] = 0
+    used = tree.setdefault("extensionsUsed", [])
+    if "KHR_materials_unlit" not in used:
+        used.append("KHR_materials_unlit")
+
+
+def export_scene_glb(path: str, views: Sequence[Dict[str, object]], atol: Optional[float] = 0.03,
+                     rtol: Optional[float] = 0.03) -> Dict[str, int]:
+    """Write a scene as a coloured triangle mesh in binary glTF 2.0 (atomically).
+
+    The mesh is :func:`scene_geometry`'s (edge faces dropped) without the vertices no face
+    uses; vertices keep their order, so the vertices written are ``position[unique(faces)]``.
+
+    Returns:
+        ``{"vertices": V, "faces": F}`` as written.
+
+    Raises:
+        ImportError: trimesh is not installed (the message says how to install it).
+        ValueError: the scene has no faces.
+    """
+    try:
+        import trimesh
+        from trimesh.exchange.gltf import export_glb
+    except ImportError as err:
+        raise ImportError(f"{path}: writing glTF needs trimesh; install it with pip install trimesh "
+                          "(or pip install -e \".[app]\")") from err
+    geometry = scene_geometry(views, atol, rtol)
+    if len(geometry["faces"]) == 0:
+        raise ValueError(f"{path}: the scene has no faces to write (every face lies on a depth edge)")
+    used = np.unique(geometry["faces"])  # sorted: the kept vertices keep their order
+    index = np.full(len(geometry["position"]), -1, np.int64)
+    index[used] = np.arange(len(used))
+    # process=False keeps vertices and faces exactly as given (no merging, no reordering)
+    mesh = trimesh.Trimesh(vertices=geometry["position"][used], faces=index[geometry["faces"]],
+                           vertex_colors=srgb_to_linear_u8(geometry["color"][used]),
+                           vertex_normals=geometry["normal"][used],
+                           process=False)
+    data = export_glb(trimesh.Scene(mesh), include_normals=True, tree_postprocessor=_unlit_material)
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return {"vertices": len(used), "faces": len(geometry["faces"])}

@@ -9,7 +9,8 @@ Outputs (under ``output_dir``, default: the folder above ``scene_dir``):
   NumPy generator keyed by ``--seed`` and the scene's position in sorted order;
 - ``--traj 360``: like swing, a full turn at pitch 0;
 - ``--traj none``: no rendering (e.g. with ``--export ply`` only);
-- ``--export ply``: ``meshes/<scene>.ply`` (see :mod:`ivid.sampling.export`).
+- ``--export ply``: ``meshes/<scene>.ply``; ``--export glb``: ``meshes/<scene>.glb`` (binary glTF,
+  needs trimesh) - see :mod:`ivid.sampling.export`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import glob
 import math
+import importlib.util
 import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -30,13 +32,13 @@ from ivid.utils.images import save_png
 from ivid.utils.io import remove_orphan_temps, temp_path
 from ivid.utils.video import MAX_VIDEO_SIZE, encode_mp4
 
-from .export import PLY_MODES, export_scene_ply
+from .export import PLY_MODES, export_scene_glb, export_scene_ply
 from .fusion import render_frames, scene_meshes
 
 __all__ = ["RenderRequest", "TRAJECTORIES", "find_scenes", "run_render"]
 
 TRAJECTORIES = ("swing", "random", "360", "none")
-EXPORTS = ("ply",)
+EXPORTS = ("ply", "glb")
 
 
 @dataclass
@@ -81,6 +83,9 @@ def _check(request: RenderRequest) -> None:
         raise OptionError(f"--traj {request.traj!r}: use one of {', '.join(TRAJECTORIES)}")
     if request.export is not None and request.export not in EXPORTS:
         raise OptionError(f"--export {request.export!r}: use one of {', '.join(EXPORTS)}")
+        raise ValueError(f"--export {request.export!r}: use one of {', '.join(EXPORTS)}")
+    if request.export == "glb" and importlib.util.find_spec("trimesh") is None:
+        raise ValueError("--export glb: writing glTF needs trimesh; pip install trimesh (or pip install -e \".[app]\")")
     if request.ply_mode not in PLY_MODES:
         raise OptionError(f"--ply_mode {request.ply_mode!r}: use one of {', '.join(PLY_MODES)}")
     if request.frames < 1:
@@ -114,7 +119,8 @@ def _cameras(request: RenderRequest, index: int) -> List[np.ndarray]:
     return trajectory(request.traj, request.frames)
 
 
-def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str, device) -> List[str]:
+def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str, device,
+                  on_frame: Optional[Callable[[int, int], None]] = None) -> List[str]:
     from ivid.scene import load_scene
 
     name = os.path.splitext(os.path.basename(path))[0]
@@ -123,6 +129,10 @@ def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str
     if request.export == "ply":
         target = os.path.join(output_dir, "meshes", f"{name}.ply")
         export_scene_ply(target, views, request.ply_mode, request.atol, request.rtol)
+        written.append(target)
+    if request.export == "glb":
+        target = os.path.join(output_dir, "meshes", f"{name}.glb")
+        export_scene_glb(target, views, request.atol, request.rtol)
         written.append(target)
     if request.traj == "none":
         return written
@@ -140,8 +150,10 @@ def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str
     depth_path = os.path.join(output_dir, "videos", f"{name}_depth.mp4")
 
     def colors_only():
-        for color, depth in frames:
+        for done, (color, depth) in enumerate(frames, 1):
             depth_frames.append(depth)
+            if on_frame is not None:
+                on_frame(done, len(cameras))
             yield color
 
     size = None if request.video_size is None else (request.video_size, request.video_size)
@@ -161,8 +173,12 @@ def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str
     return written + [color_path, depth_path]
 
 
-def run_render(request: RenderRequest) -> List[str]:
-    """Render every scene of ``request.scene_dir``; returns the files written."""
+def run_render(request: RenderRequest, on_frame: Optional[Callable[[int, int], None]] = None) -> List[str]:
+    """Render every scene of ``request.scene_dir``; returns the files written.
+
+    ``on_frame(done, total)``, when given, is called after each rendered video frame of each
+    scene (``done`` counts from 1 per scene); an exception it raises stops the render (a UI's cancel).
+    """
     _check(request)
     paths = find_scenes(request.scene_dir)
     device = resolve_device(request.device)
@@ -171,5 +187,5 @@ def run_render(request: RenderRequest) -> List[str]:
         remove_orphan_temps(os.path.join(output_dir, sub))
     written: List[str] = []
     for index, path in enumerate(tqdm(paths, desc="scenes", disable=not request.progress)):
-        written += _render_scene(request, path, index, output_dir, device)
+        written += _render_scene(request, path, index, output_dir, device, on_frame)
     return written

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -284,7 +284,8 @@ def _to_view(rgbd_pm1: torch.Tensor, modelview: np.ndarray, cond: Optional[Dict[
 def sample_multiview(g_u, g_c, modelviews, generators: Sequence[torch.Generator],
                      classes: Optional[torch.Tensor] = None, options: MultiviewOptions = MultiviewOptions(),
                      first_view: Optional[torch.Tensor] = None, progress: bool = False,
-                     timings: Optional[Timings] = None, position: int = 0) -> List[List[View]]:
+                     timings: Optional[Timings] = None, position: int = 0,
+                     on_view: Optional[Callable[[int, int], None]] = None) -> List[List[View]]:
     """Sample B multiview sets, view after view.
 
     Args:
@@ -302,6 +303,9 @@ def sample_multiview(g_u, g_c, modelviews, generators: Sequence[torch.Generator]
         progress: show a progress bar over views.
         timings: optional :class:`Timings` accumulating model/condition/mesh time.
         position: tqdm line of the progress bar.
+        on_view: optional ``on_view(done, total)`` called after each finished view of the batch
+            (``done`` = 1 .. V views ready, ``total`` = V), e.g. a UI's progress bar; an exception
+            it raises stops sampling there (a UI's cancel button).
 
     Returns:
         B lists of V :class:`View` (CPU tensors), in camera order.
@@ -322,6 +326,8 @@ def sample_multiview(g_u, g_c, modelviews, generators: Sequence[torch.Generator]
     if num_views > 1 and g_c is None:
         raise ValueError("sample_multiview: more than one view needs g_c")
     views: List[List[View]] = [[_to_view(x_0[b], cams[b][0], None, b)] for b in range(batch)]
+    if on_view is not None:
+        on_view(1, num_views)
     if num_views == 1:
         return views
     meshes: List[list] = [[] for _ in range(batch)]
@@ -343,4 +349,6 @@ def sample_multiview(g_u, g_c, modelviews, generators: Sequence[torch.Generator]
         current = _conditional_view(g_c, sampler, generators, in_loop, classes, cond, options, timings)
         for b in range(batch):
             views[b].append(_to_view(current[b], cams[b][j], cond, b))
+        if on_view is not None:
+            on_view(j + 1, num_views)
     return views

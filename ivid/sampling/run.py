@@ -15,7 +15,7 @@ import dataclasses
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -267,7 +267,8 @@ def _class_tensor(jobs: Sequence[SampleJob], framework, device: torch.device) ->
     return torch.tensor(labels, dtype=torch.long, device=device)
 
 
-def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan) -> None:
+def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan,
+            on_view: Optional[Callable[[int, int], None]] = None) -> None:
     from .image_to_3d import first_view_tensor
 
     device, request = devices[rank], plan.request
@@ -288,14 +289,22 @@ def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan) -> None:
             first = None if plan.photo is None else first_view_tensor(*plan.photo, len(batch), device)
             views = sample_multiview(g_u, g_c, [sample_cameras(plan.viewset, job.seed) for job in batch],
                                      generators, _class_tensor(batch, g_u or g_c, device), options,
-                                     first_view=first, progress=request.progress, position=2 * rank + 1)
+                                     first_view=first, progress=request.progress, position=2 * rank + 1,
+                                     on_view=on_view)
             for job, sample in zip(batch, views):
                 writer.submit(job, sample)
             bar.update(len(batch))
 
 
-def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None) -> str:
+def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None,
+                 on_view: Optional[Callable[[int, int], None]] = None) -> str:
     """Run a whole sampling job; returns the run folder.
+
+    ``argv`` is what ``command.txt`` records (default ``sys.argv``). ``on_view(done, total)``,
+    when given, is called after each finished view of each batch (``done`` = 1 .. V, again
+    from 1 for every batch; see :func:`sample_multiview`); an exception it raises stops the
+    run, files already queued are still written. It is only called when sampling runs in this
+    process (one device); processes spawned for several GPUs report through tqdm only.
 
     Raises:
         ValueError / FileNotFoundError / ConfigError / CheckpointError with a
@@ -307,7 +316,7 @@ def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None) -
     for sub in ("", *SUBDIRS):  # temporaries of an earlier, killed run
         remove_orphan_temps(os.path.join(plan.run_dir, sub))
     if len(devices) == 1:
-        _worker(0, devices, plan)
+        _worker(0, devices, plan, on_view)
     else:
         torch.multiprocessing.spawn(_worker, args=(devices, plan), nprocs=len(devices), join=True)
     return plan.run_dir

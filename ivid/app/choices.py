@@ -1,0 +1,58 @@
+"""The app's fixed choices: viewsets and first-view samplers, each listed once here.
+
+A sampler choice maps the page's "sampler" and "first-view steps" to the
+:class:`ivid.sampling.SampleRequest` fields that select it. The library picks the
+first view's sampler from ``steps_uncond`` (>= the model's 1000 timesteps: DDPM, else
+DDIM; G_c always uses DDIM, as in the reference). A new sampler in the library becomes
+a choice of the app by adding one :class:`SamplerChoice` to :data:`SAMPLERS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Mapping
+
+__all__ = ["VIEWSETS", "SamplerChoice", "SAMPLERS", "sampler_fields"]
+
+#: viewsets offered by the page (see :mod:`ivid.sampling.viewsets`)
+VIEWSETS = ("3x9", "360", "random")
+#: the models' diffusion timesteps: DDPM takes all of them
+_TIMESTEPS = 1000
+
+
+@dataclass(frozen=True)
+class SamplerChoice:
+    """One sampler of the page.
+
+    Attributes:
+        about: one line for the page.
+        fields: first-view steps -> SampleRequest fields (raises ValueError for steps it cannot take).
+    """
+
+    about: str
+    fields: Callable[[int], Mapping[str, object]]
+
+
+def _ddim(steps: int) -> Dict[str, object]:
+    if not 1 <= steps < _TIMESTEPS:
+        raise ValueError(f"ddim takes 1 to {_TIMESTEPS - 1} first-view steps, got {steps}; "
+                         f"pick ddpm for the full {_TIMESTEPS}-step sampler")
+    return {"steps_uncond": steps}
+
+
+SAMPLERS: Dict[str, SamplerChoice] = {
+    "ddim": SamplerChoice("DDIM: deterministic, the first-view steps you set", _ddim),
+    "ddpm": SamplerChoice(f"DDPM: {_TIMESTEPS} ancestral steps (the reference default; ignores the step count)",
+                          lambda steps: {"steps_uncond": _TIMESTEPS}),
+}
+
+
+def sampler_fields(name: str, steps: int) -> Mapping[str, object]:
+    """SampleRequest fields for sampler ``name`` with ``steps`` first-view steps.
+
+    Raises:
+        ValueError: unknown sampler, or steps the sampler cannot take.
+    """
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+    return SAMPLERS[name].fields(int(steps))
