@@ -7,14 +7,14 @@
 # Steps (a run folder that already holds checkpoints is resumed, so the script can be re-run):
 #   1. 5,000 32x32 RGBD toy images, 10 classes     -> RUNS_DIR/toy_demo
 #   2. G_u from scratch (8,000 steps)               -> RUNS_DIR/demo_uncond, exported to ckpts/demo/uncond.pt
-#   3. G_c finetuned from ckpts/demo/uncond.pt (its input conv zero-padded for the condition channels),
-#      6,000 steps, warp tolerances 0.1 and erosion <= 3 (suited to 32 px)
+#   3. G_c from scratch, 6,000 steps, warp tolerances 0.1 and erosion <= 3 (suited to 32 px; with the
+#      released 0.02 a 32 px condition keeps too few pixels and G_c learns to ignore it)
 #                                                  -> RUNS_DIR/demo_cond, exported to ckpts/demo/cond.pt
 #   4. loss and condition-usage curves from both log.jsonl files -> ckpts/demo/loss_curves.png
 #
 # Environment: PYTHON (default: python), THREADS (torch threads per training process, default 1),
 # WEIGHTS (ema or model: which weights of the last checkpoint to export, default ema),
-# ONLY (uncond or cond: train just that model; ONLY=cond retrains G_c from the shipped G_u).
+# ONLY (uncond or cond: train just that model).
 # On a GPU machine add DEVICE=cuda.
 set -euo pipefail
 
@@ -65,7 +65,7 @@ export_weights() {  # export_weights <name>
     "$PYTHON" -c "$EXPORT" "$RUNS" "$WEIGHTS" "$1"
 }
 
-# 2. G_u, then 3. G_c, which starts from G_u's exported weights (configs/demo_cond.json: finetune_ckpt)
+# 2. G_u, then 3. G_c (one after the other: each gets the whole CPU)
 if [[ "$ONLY" != "cond" ]]; then train uncond; export_weights uncond; fi
 if [[ "$ONLY" != "uncond" ]]; then train cond; export_weights cond; fi
 
