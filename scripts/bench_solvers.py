@@ -299,6 +299,15 @@ def picture(results: Dict[str, dict], conditions: Dict[str, Dict[str, torch.Tens
     return np.concatenate(blocks, 0)
 
 
+def save_picture(path: str, image: np.ndarray) -> None:
+    """Write an ``H x W x 3`` uint8 picture as a 256-colour PNG (a third of the RGB file size), atomically."""
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        Image.fromarray(image).quantize(256, method=Image.Quantize.MEDIANCUT).save(f, format="PNG", optimize=True)
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 def load_models(args, device):
@@ -362,10 +371,7 @@ def main(args: argparse.Namespace) -> dict:
         json.dump(info, f, indent=2)
     print(f"wrote {args.output} ({total:.0f} s)")
     if args.image:
-        from ivid.utils.images import save_png
-
-        os.makedirs(os.path.dirname(os.path.abspath(args.image)), exist_ok=True)
-        save_png(args.image, picture(results, conditions, args))
+        save_picture(args.image, picture(results, conditions, args))
         print(f"wrote {args.image}")
     return info
 
