@@ -19,9 +19,10 @@ import argparse
 import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 
+from ivid.cli import add_debug_option, run_cli
+from ivid.errors import OptionError
 from ivid.sampling.presets import PRESETS
 
 _EXTRA = 'the web app needs its extra: pip install -e ".[app]" (gradio, trimesh)'
@@ -45,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_megapixels", type=float, default=40.0, help="largest photo accepted (million pixels)")
     p.add_argument("--max_upload_mb", type=float, default=25.0, help="largest upload accepted (MB)")
     p.add_argument("--video_frames", type=int, default=60, help="frames of the swing video (30 fps)")
+    add_debug_option(p)
     args = p.parse_args(argv)
     for option in ("concurrency", "video_frames"):
         if getattr(args, option) < 1:
@@ -59,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("gradio") is None or importlib.util.find_spec("trimesh") is None:
-        sys.exit(f"error: {_EXTRA}")
+        raise OptionError(_EXTRA)
     work_dir = tempfile.mkdtemp(prefix="ivid-app-")
     # Before gradio is imported (it reads these once): uploads go into the app's folder; no analytics calls.
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(work_dir, "uploads")
@@ -74,7 +76,7 @@ def main(args: argparse.Namespace) -> None:
         try:
             resolve_device(args.device)
         except ValueError as err:
-            raise ValueError(f"--device {args.device}: {err}") from None
+            raise OptionError(f"--device {args.device}: {err}") from None
         settings = AppSettings(models=models, work_dir=work_dir, device=args.device,
                                max_megapixels=args.max_megapixels, max_upload_mb=args.max_upload_mb,
                                video_frames=args.video_frames)
@@ -96,9 +98,4 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except KeyboardInterrupt:
-        sys.exit("stopped")
-    except (ValueError, FileNotFoundError, OSError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(main, parse_args)

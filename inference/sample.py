@@ -28,6 +28,7 @@ import dataclasses
 
 from ivid.cli import add_debug_option, run_cli
 from ivid.sampling.presets import PRESETS, preset_in_argv
+from ivid.sampling.multiview import SAMPLER_CHOICES
 from ivid.sampling.run import SampleRequest, run_sampling
 
 _D = SampleRequest()
@@ -69,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eta", type=float, default=_D.eta, help="DDIM eta")
     p.add_argument("--clip_denoised", action=argparse.BooleanOptionalAction, default=_D.clip_denoised,
                    help="clamp each step's predicted x0 to [-1, 1] (off, as the reference; on with --preset demo)")
+    p.add_argument("--sampler", default=_D.sampler, choices=SAMPLER_CHOICES,
+                   help="auto (the reference: DDPM for G_u when --steps_uncond >= 1000, else DDIM; DDIM for G_c), "
+                        "ddpm, ddim, or dpmpp_2m (DPM-Solver++(2M) for both models: good views in 10-25 steps)")
     p.add_argument("--input_image", default=None, help="image to 3D: this photo replaces G_u's first view")
     p.add_argument("--input_depth", default=None, help="the photo's MiDaS disparity (.npz, arr_0); else MiDaS runs")
     p.add_argument("--midas_ckpt", default=_D.midas_ckpt, help="MiDaS dpt_beit_large_512 weights (image to 3D)")

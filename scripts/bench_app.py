@@ -28,6 +28,8 @@ import time
 
 import torch
 
+from ivid.cli import add_debug_option, run_cli
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=1, help="jobs timed (seeds 0, 1, ...)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--output", default="bench_results/bench_app.json")
+    add_debug_option(p)
     return p.parse_args(argv)
 
 
@@ -95,4 +98,4 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_cli(main, parse_args)

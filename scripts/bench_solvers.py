@@ -40,16 +40,17 @@ import inspect
 import json
 import os
 import platform
-import sys
 import time
 from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
 
+from ivid.cli import add_debug_option, run_cli
 from ivid.diffusion import DdimSampler, Dpmpp2mSampler
 from ivid.diffusion.noise import randn
 from ivid.diffusion.schedules import extract
+from ivid.errors import OptionError
 from ivid.sampling.multiview import MultiviewOptions, batch_conditions, view_mesh
 from ivid.sampling.presets import PRESETS
 from ivid.sampling.run import find_file
@@ -91,19 +92,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", default="bench_results/bench_solvers.json")
     p.add_argument("--image", default="bench_results/bench_solvers.png", help="picture grid (PNG); '' = none")
     p.add_argument("--image_seeds", type=int, default=2, help="seeds shown per cell of the picture")
+    add_debug_option(p)
     args = p.parse_args(argv)
     args.seed_list = parse_seeds(args.seeds)
     try:
         args.step_list = [int(s) for s in args.steps.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"--steps {args.steps!r}: expected a comma list of integers") from None
+        raise OptionError(f"--steps {args.steps!r}: expected a comma list of integers") from None
     args.sampler_list = [s.strip() for s in args.samplers.split(",") if s.strip()]
     unknown = [s for s in args.sampler_list if s not in SAMPLER_SPECS]
     if unknown:
-        raise ValueError(f"--samplers: unknown {unknown}; valid: {', '.join(SAMPLER_SPECS)}")
+        raise OptionError(f"--samplers: unknown {unknown}; valid: {', '.join(SAMPLER_SPECS)}")
     args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
     if not args.model_list or any(m not in ("uncond", "cond") for m in args.model_list):
-        raise ValueError(f"--models {args.models!r}: expected a comma list of uncond, cond")
+        raise OptionError(f"--models {args.models!r}: expected a comma list of uncond, cond")
     if args.label is None:
         demo = all(getattr(args, k) == v for k, v in _DEMO.files.items())
         args.label = "demo" if demo else "custom"
@@ -377,9 +379,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except KeyboardInterrupt:
-        sys.exit("interrupted")
-    except (ValueError, FileNotFoundError, OSError) as err:
-        sys.exit(f"error: {err}")
+    run_cli(main, parse_args)

@@ -75,6 +75,32 @@ def test_clip_denoised_option_reaches_the_samplers(models, tmp_path, monkeypatch
     assert seen == [False, True]
 
 
+def test_sampler_option_picks_the_samplers_and_names_the_run(models, tmp_path, monkeypatch):
+    """--sampler: auto = the reference (DDIM for G_u below 1000 steps, DDIM for G_c); dpmpp_2m for both;
+    the folder name and args.json record it; the same seed starts the first view from the same noise."""
+    from ivid.diffusion import DdimSampler, Dpmpp2mSampler
+
+    seen = []
+    for cls in (DdimSampler, Dpmpp2mSampler):
+        def spy(self, *args, _original=cls.sample, **kwargs):
+            seen.append((type(self).__name__, kwargs["noise"].clone()))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "sample", spy)
+    auto = run(models, tmp_path, "--viewset", "random", "--seeds", "0")
+    fast = run(models, tmp_path, "--viewset", "random", "--seeds", "0", "--sampler", "dpmpp_2m")
+    assert os.path.basename(auto) == "viewset_random_steps_u3_c2_guidance3.0"
+    assert os.path.basename(fast) == "viewset_random_steps_u3_c2_guidance3.0_samplerdpmpp_2m"
+    assert [name for name, _ in seen] == ["DdimSampler", "DdimSampler", "Dpmpp2mSampler", "Dpmpp2mSampler"]
+    assert torch.equal(seen[0][1], seen[2][1])  # same initial noise of the first view
+    assert json.load(open(os.path.join(fast, "args.json")))["sampler"] == "dpmpp_2m"
+    for bad, message in ((["--sampler", "ddpm"], "--steps_uncond 3"), (["--sampler", "dpmpp_2m", "--eta", "0.5"],
+                                                                      "deterministic")):
+        with pytest.raises(ValueError, match=message):
+            run(models, tmp_path / "bad", "--viewset", "random", "--seeds", "0", *bad)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_uncond_run(models, tmp_path):
     run_dir = run(models, tmp_path, "--viewset", "uncond", "--seeds", "0-2", "--batchsize", "2")
     assert os.path.basename(run_dir) == "viewset_uncond_steps_u3_c2_guidance3.0"

@@ -33,7 +33,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "loop_generator", "sample_first_view",
+from ivid.diffusion import SAMPLERS, DdimSampler, DdpmSampler, Dpmpp2mSampler
+
+__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES", "loop_generator", "sample_first_view",
            "view_mesh", "batch_conditions", "sample_multiview", "takes_mask_rgb"]
 
 
@@ -55,6 +57,9 @@ class MultiviewOptions:
         ssaa: super-sampling factor of the conditioning renderer.
         clip_denoised: clamp every step's predicted x_0 to [-1, 1] (off, as the reference's
             ``inference/sample.py``; see :mod:`ivid.diffusion.samplers`).
+        sampler: ``auto`` (the reference: DDPM for G_u when ``steps_uncond >= T``, else DDIM;
+            DDIM for G_c), ``ddpm`` (G_u DDPM with all T steps, G_c DDIM), ``ddim`` (both DDIM)
+            or ``dpmpp_2m`` (both DPM-Solver++(2M), :mod:`ivid.diffusion.dpm_solver`).
     """
 
     steps_uncond: int = 1000
@@ -72,6 +77,7 @@ class MultiviewOptions:
     eta: float = 0.0
     ssaa: int = 3
     clip_denoised: bool = False
+    sampler: str = "auto"
 
 
 @dataclass
@@ -136,13 +142,26 @@ def _initial_noise(framework, generators: Sequence[torch.Generator]) -> torch.Te
     return draw_noise(generators, shape, framework.device)
 
 
-def make_sampler(framework, steps: int):
-    """DDPM when ``steps >= framework.timesteps`` (the reference: steps_uncond >= 1000), else DDIM."""
-    from ivid.diffusion import DdimSampler, DdpmSampler
+#: ``--sampler`` choices (see :class:`MultiviewOptions`)
+SAMPLER_CHOICES = ("auto", "ddpm", "ddim", "dpmpp_2m")
 
-    if steps >= framework.timesteps:
+
+def make_sampler(framework, steps: int, name: str = "auto"):
+    """G_u's sampler and its ``steps`` argument: for ``auto`` DDPM when ``steps >= framework.timesteps``
+    (the reference: steps_uncond >= 1000), else DDIM; ``ddpm`` always runs all T steps."""
+    if name not in SAMPLER_CHOICES:
+        raise ValueError(f"--sampler {name!r}: choose one of {', '.join(SAMPLER_CHOICES)}")
+    if name == "auto":
+        name = "ddpm" if steps >= framework.timesteps else "ddim"
+    if name == "ddpm":
         return DdpmSampler(framework), None
-    return DdimSampler(framework), int(steps)
+    return SAMPLERS[name](framework), int(steps)
+
+
+def make_cond_sampler(framework, name: str = "auto"):
+    """G_c's sampler: DDIM (the reference; also for ``ddpm``, whose T steps per view G_c never takes),
+    or DPM-Solver++(2M) for ``dpmpp_2m``."""
+    return Dpmpp2mSampler(framework) if name == "dpmpp_2m" else DdimSampler(framework)
 
 
 def loop_generator(generators: Sequence[torch.Generator]):
@@ -169,7 +188,7 @@ def sample_first_view(g_u, generators: Sequence[torch.Generator], classes: Optio
         ``B x 4 x S x S`` float32 RGBD in [-1, 1] on the model's device.
     """
     noise = _initial_noise(g_u, generators)
-    sampler, steps = make_sampler(g_u, options.steps_uncond)
+    sampler, steps = make_sampler(g_u, options.steps_uncond, options.sampler)
     with _measure(timings, "model_uncond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=steps, eta=options.eta,
                                 generator=in_loop if in_loop is not None else loop_generator(generators),
@@ -332,9 +351,7 @@ def sample_multiview(g_u, g_c, modelviews, generators: Sequence[torch.Generator]
         return views
     meshes: List[list] = [[] for _ in range(batch)]
     colors: List[list] = [[] for _ in range(batch)]
-    from ivid.diffusion import DdimSampler
-
-    sampler = DdimSampler(g_c)  # G_c always uses DDIM (SPEC §4)
+    sampler = make_cond_sampler(g_c, options.sampler)
     device = g_c.device
     current = x_0
     for j in tqdm(range(1, num_views), desc="views", leave=False, disable=not progress,

@@ -237,7 +237,7 @@ def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
                                   config_cond=find_file(request.config_cond))
     photo = _photo(request, cfg_c["backbone"]["args"]["image_size"], device) if image_mode else None
     name = run_dir_name(viewset.label, request.steps_uncond, request.steps_cond, request.guidance,
-                        request.input_image)
+                        request.input_image, request.sampler)
     run_dir = os.path.join(request.output_dir, name)
     settings = output_settings(request, classes_text, cfg_u, cfg_c, ckpt_u, ckpt_c, device.type)
     check_run_folder(run_dir, settings)
