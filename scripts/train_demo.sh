@@ -13,7 +13,9 @@
 #   4. loss and condition-usage curves from both log.jsonl files -> ckpts/demo/loss_curves.png
 #
 # Environment: PYTHON (default: python), THREADS (torch threads per training process, default 1),
-# WEIGHTS (ema or model: which weights of the last checkpoint to export, default ema),
+# WEIGHTS (ema or model: which weights of G_u's last checkpoint to export, default ema), WEIGHTS_COND (the
+# same for G_c, default model: at 6,000 steps from scratch they follow the condition better than the EMA,
+# see ckpts/demo/README.md),
 # ONLY (uncond or cond: train just that model).
 # On a GPU machine add DEVICE=cuda.
 set -euo pipefail
@@ -23,6 +25,7 @@ RUNS="${1:-$REPO/../runs}"
 PYTHON="${PYTHON:-python}"
 THREADS="${THREADS:-1}"
 WEIGHTS="${WEIGHTS:-ema}"
+WEIGHTS_COND="${WEIGHTS_COND:-model}"
 ONLY="${ONLY:-}"
 DEVICE_ARGS=()
 if [[ -n "${DEVICE:-}" ]]; then DEVICE_ARGS=(--device "$DEVICE"); fi
@@ -61,13 +64,13 @@ half = {k: v.half() if v.is_floating_point() and not k.endswith("freqs") else v 
 atomic_torch_save(half, os.path.join("ckpts", "demo", f"{name}.pt"))
 print(f"{source} -> ckpts/demo/{name}.pt")
 '
-export_weights() {  # export_weights <name>
-    "$PYTHON" -c "$EXPORT" "$RUNS" "$WEIGHTS" "$1"
+export_weights() {  # export_weights <name> <ema|model>
+    "$PYTHON" -c "$EXPORT" "$RUNS" "$2" "$1"
 }
 
 # 2. G_u, then 3. G_c (one after the other: each gets the whole CPU)
-if [[ "$ONLY" != "cond" ]]; then train uncond; export_weights uncond; fi
-if [[ "$ONLY" != "uncond" ]]; then train cond; export_weights cond; fi
+if [[ "$ONLY" != "cond" ]]; then train uncond; export_weights uncond "$WEIGHTS"; fi
+if [[ "$ONLY" != "uncond" ]]; then train cond; export_weights cond "$WEIGHTS_COND"; fi
 
 # 4. curves (of the runs whose logs are here: with ONLY=cond, G_c alone)
 LOGS=() LABELS=()
