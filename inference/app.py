@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import os
 import shutil
+import signal
 import tempfile
 
 from ivid.cli import add_debug_option, run_cli
@@ -59,9 +60,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt()  # SIGTERM ends the app like Ctrl-C: jobs stop, the temporary folder goes
+
+
 def main(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("gradio") is None or importlib.util.find_spec("trimesh") is None:
         raise OptionError(_EXTRA)
+    signal.signal(signal.SIGTERM, _interrupt)
     work_dir = tempfile.mkdtemp(prefix="ivid-app-")
     # Before gradio is imported (it reads these once): uploads go into the app's folder; no analytics calls.
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(work_dir, "uploads")

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 from ivid.sampling.free_view import RenderRequest, run_render
 from ivid.sampling.image_to_3d import DEFAULT_MIDAS_CKPT
 from ivid.sampling.run import SampleRequest, find_file, run_sampling
@@ -51,6 +52,8 @@ log = logging.getLogger("ivid.app")
 ProgressFn = Callable[[int, int, str], None]
 
 _MAX_STEPS = 999
+#: width the page's grids are enlarged to (32x32 views would be specks otherwise)
+VIEW_WIDTH = 900
 _MAX_GUIDANCE = 20.0
 
 
@@ -83,11 +86,17 @@ class Scene:
 
 @dataclass(frozen=True)
 class JobResult:
-    """Files of a finished job (all inside its job folder) and how long it took."""
+    """Files of a finished job (all inside its job folder) and how long it took.
+
+    ``grid_view`` / ``depth_grid_view`` are the grids enlarged for the page (nearest neighbour,
+    whole factors, to about :data:`VIEW_WIDTH` pixels; the grids themselves when already that wide).
+    """
 
     run_dir: str
     grid: str
     depth_grid: str
+    grid_view: str
+    depth_grid_view: str
     video: str
     depth_video: str
     model: str
@@ -392,4 +401,22 @@ def _collect(run_dir: str, seconds: float, commands: Sequence[str]) -> JobResult
     missing = [p for p in found.values() if not os.path.isfile(p)]
     if missing:
         raise RuntimeError(f"{run_dir}: the job did not write {', '.join(missing)}")
-    return JobResult(run_dir=run_dir, scene=scenes[0], seconds=seconds, commands=tuple(commands), **found)
+    views = {key + "_view": _enlarged(found[key], os.path.join(run_dir, "page")) for key in ("grid", "depth_grid")}
+    return JobResult(run_dir=run_dir, scene=scenes[0], seconds=seconds, commands=tuple(commands), **found, **views)
+
+
+def _enlarged(path: str, folder: str) -> str:
+    """``path`` enlarged by a whole factor to about :data:`VIEW_WIDTH` pixels wide (nearest neighbour, so
+    pixels stay sharp), written into ``folder``; ``path`` itself when it is wide enough."""
+    from PIL import Image
+
+    from ivid.utils.images import save_png
+
+    with Image.open(path) as image:
+        factor = max(1, round(VIEW_WIDTH / image.width))
+        if factor == 1:
+            return path
+        big = image.convert("RGB").resize((image.width * factor, image.height * factor), Image.NEAREST)
+    target = os.path.join(folder, os.path.basename(path))
+    save_png(target, np.asarray(big))
+    return target

@@ -78,7 +78,7 @@ def _outputs(height: int):
         model = gr.Model3D(label="3D model", clear_color=(0.12, 0.12, 0.14, 1.0), height=360,
                            camera_position=(90, 80, None))  # from the front, a little above; auto zoom
     downloads = gr.File(label="Downloads: scene (.npz), video (.mp4), 3D model (.glb)", file_count="multiple",
-                        interactive=False, height=150)
+                        interactive=False, height=210)
     info = gr.Markdown()
     return [grid, depth, video, model, downloads, info]
 
@@ -86,7 +86,7 @@ def _outputs(height: int):
 def _result_outputs(result: JobResult) -> Tuple:
     info = (f"Done in {result.seconds:.0f} s. The same with the command-line tools:\n\n"
             f"```\n{result.commands[0]}\n{result.commands[1]}\n```")
-    return (result.grid, result.depth_grid, result.video, result.model,
+    return (result.grid_view, result.depth_grid_view, result.video, result.model,
             [result.scene, result.video, result.model], info)
 
 

@@ -8,10 +8,10 @@
 - :mod:`.run`         a whole ``inference/sample.py`` run (devices, processes)
 - :mod:`.fusion`      fusion rendering of saved scenes
 - :mod:`.free_view`   a whole ``inference/render.py`` run
-- :mod:`.export`      PLY export
+- :mod:`.export`      PLY and glTF (GLB) export
 """
 
-from .export import export_scene_ply, scene_geometry, write_ply
+from .export import export_scene_glb, export_scene_ply, scene_geometry, write_ply
 from .free_view import RenderRequest, find_scenes, run_render
 from .fusion import render_frames, scene_meshes
 from .image_to_3d import disparity_to_code, photo_rgbd01
@@ -30,5 +30,5 @@ __all__ = [
     "photo_rgbd01", "disparity_to_code",
     "Preset", "PRESETS", "SampleRequest", "run_sampling", "sampling_devices",
     "scene_meshes", "render_frames", "RenderRequest", "run_render", "find_scenes",
-    "export_scene_ply", "scene_geometry", "write_ply",
+    "export_scene_ply", "export_scene_glb", "scene_geometry", "write_ply",
 ]

@@ -156,6 +156,9 @@ def test_bad_uploads_get_clear_messages(app, tmp_path):
         return client.predict(handle_file(photo), handle_file(depth) if depth else None, -1, 0, "random", 1, 3.0,
                               api_name="/image_to_3d")
 
+    # a non-image extension: Gradio's own type check answers (the handler never sees the file)
+    (tmp_path / "rejected_notes.txt").write_text("this is not a picture\n")
+    assert "Invalid file type" in _error_of(lambda: lift(str(tmp_path / "rejected_notes.txt")))
     (tmp_path / "photo_in_text.png").write_text("this is not a picture\n")
     assert "photo_in_text.png is not an image" in _error_of(lambda: lift(str(tmp_path / "photo_in_text.png")))
     big = _photo(tmp_path / "photo_in_big.png", width=300, height=200)

@@ -234,3 +234,18 @@ def test_cli_defaults_bind_locally_and_reject_bad_values(capsys):
         with pytest.raises(SystemExit):
             cli.parse_args(bad)
         assert bad[0] in capsys.readouterr().err
+
+
+def test_page_grids_are_enlarged_by_whole_factors(tmp_path):
+    from ivid.app.jobs import VIEW_WIDTH, _enlarged
+
+    small = np.random.default_rng(1).integers(0, 255, (104, 302, 3), np.uint8)
+    Image.fromarray(small).save(tmp_path / "g.png")
+    view = _enlarged(str(tmp_path / "g.png"), str(tmp_path / "page"))
+    factor = round(VIEW_WIDTH / 302)
+    big = np.asarray(Image.open(view))
+    assert big.shape == (104 * factor, 302 * factor, 3)
+    np.testing.assert_array_equal(big[::factor, ::factor], small)  # every pixel a sharp factor x factor block
+    np.testing.assert_array_equal(big[factor - 1::factor, factor - 1::factor], small)
+    Image.fromarray(np.zeros((10, VIEW_WIDTH, 3), np.uint8)).save(tmp_path / "wide.png")
+    assert _enlarged(str(tmp_path / "wide.png"), str(tmp_path / "page")) == str(tmp_path / "wide.png")
