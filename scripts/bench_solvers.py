@@ -51,7 +51,7 @@ from ivid.diffusion import DdimSampler, Dpmpp2mSampler
 from ivid.diffusion.noise import randn
 from ivid.diffusion.schedules import extract
 from ivid.errors import OptionError
-from ivid.sampling.multiview import MultiviewOptions, batch_conditions, view_mesh
+from ivid.sampling.multiview import MultiviewOptions, batch_conditions, condition_kwargs, view_mesh
 from ivid.sampling.presets import PRESETS
 from ivid.sampling.run import find_file
 from ivid.utils.device import resolve_device
@@ -174,17 +174,8 @@ def cond_condition(first_view: torch.Tensor, options: MultiviewOptions, yaw: flo
 
 
 def cond_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions, classes) -> Dict[str, object]:
-    """G_c sampler keywords for a condition, as the multiview sampler builds them (SPEC section 4)."""
-    y = torch.cat([cond["color"], cond["depth"]], 1) * 2 - 1
-    kwargs: Dict[str, object] = {"y": y, "mask": cond["mask"], "mask_rgb": cond["mask_rgb"],
-                                 "strength": options.guidance, "classes": classes}
-    if options.replace_rgb > 0:
-        kwargs["replace_rgb"] = (options.replace_rgb, y[:, :3], cond["mask_rgb"])
-    if options.replace_depth > 0:
-        kwargs["replace_depth"] = (options.replace_depth, y[:, 3:], cond["mask"])
-        if options.constrain_depth > 0:
-            kwargs["constrain_depth"] = (options.constrain_depth, cond["depth_convex"] * 2 - 1)
-    return kwargs
+    """G_c sampler keywords for a condition, exactly as the multiview sampler builds them, plus the classes."""
+    return {**condition_kwargs(cond, options), "classes": classes}
 
 
 # --- measurements --------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ivid.diffusion import SAMPLERS, DdimSampler, DdpmSampler, Dpmpp2mSampler
 
-__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES", "loop_generator", "sample_first_view",
+__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES", "condition_kwargs", "loop_generator", "sample_first_view",
            "view_mesh", "batch_conditions", "sample_multiview", "takes_mask_rgb"]
 
 
@@ -251,8 +251,8 @@ def takes_mask_rgb(g_c) -> bool:
     return bool(getattr(g_c, "takes_mask_rgb", True))
 
 
-def _cond_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions,
-                 with_mask_rgb: bool = True) -> Dict[str, object]:
+def condition_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions,
+                     with_mask_rgb: bool = True) -> Dict[str, object]:
     """Sampler keyword arguments of G_c for a batch of conditions (SPEC §4, §9)."""
     y = torch.cat([cond["color"], cond["depth"]], 1) * 2 - 1
     kwargs: Dict[str, object] = {"y": y, "mask": cond["mask"], "strength": options.guidance}
@@ -272,7 +272,7 @@ def _conditional_view(g_c, sampler, generators, in_loop, classes, cond, options,
     with _measure(timings, "model_cond"), torch.no_grad():
         result = sampler.sample(len(generators), noise=noise, classes=classes, steps=int(options.steps_cond),
                                 eta=options.eta, generator=in_loop, clip_denoised=options.clip_denoised,
-                                **_cond_kwargs(cond, options, takes_mask_rgb(g_c)))
+                                **condition_kwargs(cond, options, takes_mask_rgb(g_c)))
     return result.samples.float()
 
 
