@@ -206,10 +206,10 @@ def test_cancelling_a_job_stops_it(app):
     before = len(runner.history)
     job = client.submit(2, 7, "360", "ddim", 2, 4, 3.0, api_name="/generate")
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # wait until it samples views
+    while time.monotonic() < deadline:  # wait until it samples views (page progress, or the runner's own state)
         status = job.status()
         progress = getattr(status, "progress_data", None) or []
-        if any((unit.index or 0) >= 2 and unit.unit == "views" for unit in progress):
+        if any((unit.index or 0) >= 2 and unit.unit == "views" for unit in progress) or runner.active_views() >= 2:
             break
         time.sleep(0.05)
     job.cancel()
