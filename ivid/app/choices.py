@@ -1,9 +1,10 @@
 """The app's fixed choices: viewsets and first-view samplers, each listed once here.
 
 A sampler choice maps the page's "sampler" and "first-view steps" to the
-:class:`ivid.sampling.SampleRequest` fields that select it. The library picks the
-first view's sampler from ``steps_uncond`` (>= the model's 1000 timesteps: DDPM, else
-DDIM; G_c always uses DDIM, as in the reference). A new sampler in the library becomes
+:class:`ivid.sampling.SampleRequest` fields that select it (``steps_uncond`` and
+``sampler``; see :class:`ivid.sampling.multiview.MultiviewOptions`): ``ddim`` and
+``ddpm`` sample G_c with DDIM, as the reference; ``dpmpp_2m`` samples both models
+with DPM-Solver++(2M). A new sampler in the library becomes
 a choice of the app by adding one :class:`SamplerChoice` to :data:`SAMPLERS`.
 """
 
@@ -40,10 +41,18 @@ def _ddim(steps: int) -> Dict[str, object]:
     return {"steps_uncond": steps}
 
 
+def _dpmpp_2m(steps: int) -> Dict[str, object]:
+    if not 1 <= steps <= _TIMESTEPS:
+        raise ValueError(f"dpmpp_2m takes 1 to {_TIMESTEPS} first-view steps, got {steps}")
+    return {"steps_uncond": steps, "sampler": "dpmpp_2m"}
+
+
 SAMPLERS: Dict[str, SamplerChoice] = {
     "ddim": SamplerChoice("DDIM: deterministic, the first-view steps you set", _ddim),
     "ddpm": SamplerChoice(f"DDPM: {_TIMESTEPS} ancestral steps (the reference default; ignores the step count)",
                           lambda steps: {"steps_uncond": _TIMESTEPS}),
+    "dpmpp_2m": SamplerChoice("DPM-Solver++(2M) for every view: as good as DDIM in far fewer steps (10-25)",
+                              _dpmpp_2m),
 }
 
 

@@ -392,6 +392,8 @@ def _commands(settings: AppSettings, request: SampleRequest) -> Tuple[str, str]:
         sample += ["--input_image", "photo" + os.path.splitext(request.input_image)[1]]
         if request.input_depth is not None:
             sample += ["--input_depth", "depth.npz"]
+    if request.sampler != "auto":
+        sample += ["--sampler", request.sampler]
     sample += ["--output_dir", "samples/app"]
     render = ["python", "inference/render.py", *(["--preset", models.preset] if models.preset else []),
               "--scene_dir", "<run folder>/scenes", "--frames", str(settings.video_frames), "--export", "glb"]
