@@ -1,6 +1,7 @@
 """The web app served in-process on a free local port and driven through gradio_client (demo models, CPU)."""
 
 import os
+import re
 import socket
 import time
 
@@ -90,7 +91,7 @@ def _check_outputs(outputs, num_views):
     loaded = trimesh.load(model, process=False)
     (mesh,) = loaded.geometry.values()
     assert len(mesh.vertices) == vertices
-    assert num_views * 32 * 32 * 0.5 < vertices <= num_views * 32 * 32  # at most one vertex per pixel
+    assert 0 < vertices <= num_views * 32 * 32  # at most one vertex per pixel
     assert len(mesh.faces) == faces
     assert "inference/sample.py --preset demo" in info
     return views
@@ -207,9 +208,12 @@ def test_cancelling_a_job_stops_it(app):
     while time.monotonic() < deadline:  # wait until it samples views
         status = job.status()
         progress = getattr(status, "progress_data", None) or []
-        if any((unit.index or 0) >= 2 and unit.unit == "views" for unit in progress):
+        views = [int(m.group(1)) for unit in progress for m in [re.match(r"view (\d+) of", unit.desc or "")] if m]
+        if views and max(views) >= 2:
             break
         time.sleep(0.05)
+    else:
+        pytest.fail("the job reported no view progress")
     job.cancel()
     deadline = time.monotonic() + 300
     while len(runner.history) == before and time.monotonic() < deadline:
