@@ -140,7 +140,6 @@ class JobRunner:
         self._lock = threading.Lock()
         self._active: set = set()
         self._cancels: set = set()
-        self._live: Dict[int, Dict[str, int]] = {}  # view counters of the running jobs
         self._jobs_root = os.path.join(settings.work_dir, "jobs")
 
     # -- the two jobs --------------------------------------------------------------------------
@@ -208,7 +207,6 @@ class JobRunner:
         outcome = "failed"
         with self._lock:
             self._cancels.add(cancel)
-            self._live[id(counter)] = counter
         with _discard_after(self._cancels, cancel, self._lock), self._slot(cancel, report):
             started = time.monotonic()
             job_dir = self._new_job_dir()
@@ -229,16 +227,10 @@ class JobRunner:
             finally:
                 with self._lock:
                     self._active.discard(job_dir)
-                    self._live.pop(id(counter), None)
                     self.history.append(JobRecord(kind, outcome, counter["views"], started, time.monotonic()))
                 if outcome != "done":
                     shutil.rmtree(job_dir, ignore_errors=True)
                 log.info("%s job %s after %d view(s)", kind, outcome, counter["views"])
-
-    def active_views(self) -> int:
-        """The most views any running job has finished so far (0 when none runs)."""
-        with self._lock:
-            return max((c["views"] for c in self._live.values()), default=0)
 
     def stop_all(self) -> None:
         """Cancel every waiting and running job (e.g. when the app shuts down); each stops at its next view

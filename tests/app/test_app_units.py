@@ -46,6 +46,11 @@ def test_class_names_per_dataset():
 def test_sampler_choices_map_to_request_fields():
     assert choices.sampler_fields("ddim", 25) == {"steps_uncond": 25}
     assert choices.sampler_fields("ddpm", 25) == {"steps_uncond": 1000}  # the library's DDPM switch
+    assert choices.sampler_fields("dpmpp_2m", 15) == {"steps_uncond": 15, "sampler": "dpmpp_2m"}
+    from ivid.sampling.multiview import SAMPLER_CHOICES
+
+    assert {f.get("sampler", "auto") for f in (choices.sampler_fields(n, 10 if n != "ddpm" else 1000)
+                                               for n in choices.SAMPLERS)} <= set(SAMPLER_CHOICES)
     with pytest.raises(ValueError, match="ddpm"):
         choices.sampler_fields("ddim", 1000)
     with pytest.raises(ValueError, match="unknown sampler"):
@@ -249,3 +254,20 @@ def test_page_grids_are_enlarged_by_whole_factors(tmp_path):
     np.testing.assert_array_equal(big[factor - 1::factor, factor - 1::factor], small)
     Image.fromarray(np.zeros((10, VIEW_WIDTH, 3), np.uint8)).save(tmp_path / "wide.png")
     assert _enlarged(str(tmp_path / "wide.png"), str(tmp_path / "page")) == str(tmp_path / "wide.png")
+
+
+def test_handlers_take_only_files_from_the_upload_folder(tmp_path, monkeypatch):
+    gr = pytest.importorskip("gradio")
+    from ivid.app import ui
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    upload = tmp_path / "uploads" / "abc123" / "photo.png"
+    upload.parent.mkdir(parents=True)
+    _png(upload, 8, 8)
+    assert ui._upload(str(upload), "photo") == (os.path.realpath(upload), "photo.png")
+    assert ui._upload(None, "photo") == (None, None)
+    for outside in ("/etc/passwd", str(tmp_path / "uploads" / ".." / "elsewhere.png")):
+        with pytest.raises(gr.Error, match="must be uploaded through the page"):
+            ui._upload(outside, "photo")
+    ui._delete_upload(os.path.realpath(upload))
+    assert not upload.parent.exists()  # the upload and its folder are gone
