@@ -4,7 +4,7 @@
         [--batch_size 4] [--num_workers 2] [--device cuda] [--precision fp16] [--overwrite] [--preview]
 
 Each image ``images/<rel>.<ext>`` gets ``depths/<rel>.npz`` with ``arr_0`` = relative
-inverse depth at the image size, float16 (the layout train.py reads, SPEC section 7).
+inverse depth at the image size, float16 (the layout train.py reads, docs/design.md#training-data).
 Resumable: existing outputs are skipped unless --overwrite. A missing --ckpt named
 dpt_beit_large_512.pt is downloaded from the MiDaS v3.1 release. See
 docs/data_preparation.md.
