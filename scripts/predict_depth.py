@@ -25,7 +25,8 @@ from ivid.utils.io import remove_orphan_temps
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, help="dataset folder holding images/ (depths/ is written next to it)")
+    parser.add_argument("--data_dir", required=True,
+                        help="dataset folder holding images/ (depths/ is written next to it)")
     parser.add_argument("--ckpt", default=DEFAULT_CKPT,
                         help=f"official MiDaS weights (default {DEFAULT_CKPT}; downloaded when missing)")
     parser.add_argument("--batch_size", type=int, default=4, help="images per forward (grouped by input size)")

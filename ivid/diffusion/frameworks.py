@@ -96,12 +96,14 @@ class GaussianDiffusion:
         if noise is None:
             noise = randn(x_0.shape, generator, x_0.device, x_0.dtype)
         nd = x_0.ndim
-        return extract(self.sqrt_alphas_cumprod, t, nd) * x_0 + extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise
+        return (extract(self.sqrt_alphas_cumprod, t, nd) * x_0
+                + extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise)
 
     def reverse_diffuse(self, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Invert :meth:`diffuse` for known noise: ``(x_t - sqrt(1 - abar_t) noise) / sqrt(abar_t)``."""
         nd = x_t.ndim
-        return (x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise) / extract(self.sqrt_alphas_cumprod, t, nd)
+        return ((x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise)
+                / extract(self.sqrt_alphas_cumprod, t, nd))
 
     # -- conditioning hooks (overridden by the conditional frameworks) ---------------------
     def model_input(self, x_t: torch.Tensor, generator: GeneratorLike = None,

@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from ivid.diffusion import SAMPLERS, DdimSampler, DdpmSampler, Dpmpp2mSampler
 
-__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES", "condition_kwargs", "loop_generator", "sample_first_view",
+__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES",
+           "condition_kwargs", "loop_generator", "sample_first_view",
            "view_mesh", "batch_conditions", "sample_multiview", "takes_mask_rgb"]
 
 
