@@ -45,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="defaults that suit a sample.py --preset's models (shown by --preset NAME --help)")
     p.add_argument("--seed", type=int, default=_D.seed, help="seed of the random trajectory")
-    p.add_argument("--export", default=None, choices=EXPORTS, help="also write meshes/<scene>.ply, or .glb (binary glTF; needs trimesh)")
+    p.add_argument("--export", default=None, choices=EXPORTS,
+                   help="also write meshes/<scene>.ply, or .glb (binary glTF; needs trimesh)")
     p.add_argument("--ply_mode", default=_D.ply_mode, choices=PLY_MODES, help="PLY as triangle mesh or point cloud")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: a GPU when visible")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")

@@ -46,9 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="bundled models as the defaults of the four model options (a --config_*/--ckpt_* given "
                         "explicitly replaces its model), with defaults of other options that suit them (shown "
                         "by --preset NAME --help); " + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items()))
-    p.add_argument("--output_dir", default=_D.output_dir, help="root folder; each run writes a subfolder named after its settings")
+    p.add_argument("--output_dir", default=_D.output_dir,
+                   help="root folder; each run writes a subfolder named after its settings")
     p.add_argument("--seeds", default=_D.seeds, help="seeds, e.g. '0-8,12' (inclusive ranges)")
-    p.add_argument("--num_samples", type=int, default=None, help="sample seeds 0..N-1, files named %%05d (overrides --seeds)")
+    p.add_argument("--num_samples", type=int, default=None,
+                   help="sample seeds 0..N-1, files named %%05d (overrides --seeds)")
     p.add_argument("--classes", default=None,
                    help="mod (seed %% num_classes), uniform (i %% num_classes), random, null, or a list '1,207'; "
                         "default mod, or null with --input_image")

@@ -119,7 +119,8 @@ def _type_name(annotation: Any) -> str:
 
 def _validate_section(where: str, section: str, body: Any) -> Dict[str, Any]:
     if not isinstance(body, dict):
-        raise ConfigError(f"{where}{section}: expected an object {{\"name\": ..., \"args\": {{...}}}}, got {type(body).__name__}")
+        raise ConfigError(f"{where}{section}: expected an object {{\"name\": ..., \"args\": {{...}}}}, "
+                          f"got {type(body).__name__}")
     for key in body:
         if key not in ("name", "args"):
             raise ConfigError(f"{where}{section}.{key}: unknown key; a section holds only 'name' and 'args'"

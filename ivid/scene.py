@@ -120,7 +120,8 @@ def _stack_conditions(path: str, views: Sequence[Mapping[str, Any]], size: Tuple
     return {"cond_rgb": rgb, "cond_depth": depth, "cond_mask": mask, "cond_mask_rgb": mask_rgb}
 
 
-def save_scene(path: PathLike, views: Sequence[Mapping[str, Any]], metadata: Optional[Mapping[str, Any]] = None) -> None:
+def save_scene(path: PathLike, views: Sequence[Mapping[str, Any]],
+               metadata: Optional[Mapping[str, Any]] = None) -> None:
     """Write ``views`` (and optional JSON-serialisable ``metadata``) to ``path`` atomically.
 
     Args:
@@ -210,7 +211,8 @@ def _check_scene_arrays(path: str, arrays: Mapping[str, np.ndarray]) -> int:
     return count
 
 
-def load_scene(path: PathLike, return_metadata: bool = False) -> Union[List[Dict[str, Any]], Tuple[List[Dict[str, Any]], Dict[str, Any]]]:
+def load_scene(path: PathLike, return_metadata: bool = False
+               ) -> Union[List[Dict[str, Any]], Tuple[List[Dict[str, Any]], Dict[str, Any]]]:
     """Read the views of a scene file written by :func:`save_scene`.
 
     Args:

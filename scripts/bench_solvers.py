@@ -21,7 +21,7 @@ samples and pixels, colour (3 channels) and depth (1 channel) separately, in
 [-1, 1] units after clamping both to [-1, 1] (what is saved). The x_0
 predictions are not clipped (``--clip_denoised`` to clip them, in every sampler).
 InpaintCFG fills the masked condition pixels with fresh noise at every model
-call (SPEC section 3); that noise comes from one generator per seed
+call (docs/design.md#diffusion-frameworks); that noise comes from one generator per seed
 (``seed + 10**6``), re-seeded for every run.
 
 Prints a markdown table (and whether the issue's targets hold), writes JSON

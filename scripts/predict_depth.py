@@ -4,7 +4,7 @@
         [--batch_size 4] [--num_workers 2] [--device cuda] [--precision fp16] [--overwrite] [--preview]
 
 Each image ``images/<rel>.<ext>`` gets ``depths/<rel>.npz`` with ``arr_0`` = relative
-inverse depth at the image size, float16 (the layout train.py reads, SPEC section 7).
+inverse depth at the image size, float16 (the layout train.py reads, docs/design.md#training-data).
 Resumable: existing outputs are skipped unless --overwrite. A missing --ckpt named
 dpt_beit_large_512.pt is downloaded from the MiDaS v3.1 release. See
 docs/data_preparation.md.
@@ -25,7 +25,8 @@ from ivid.utils.io import remove_orphan_temps
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, help="dataset folder holding images/ (depths/ is written next to it)")
+    parser.add_argument("--data_dir", required=True,
+                        help="dataset folder holding images/ (depths/ is written next to it)")
     parser.add_argument("--ckpt", default=DEFAULT_CKPT,
                         help=f"official MiDaS weights (default {DEFAULT_CKPT}; downloaded when missing)")
     parser.add_argument("--batch_size", type=int, default=4, help="images per forward (grouped by input size)")

@@ -1,4 +1,4 @@
-"""Every public name of API.md imports from the module it is documented in."""
+"""Every public name of docs/design.md#public-api imports from the module it is documented in."""
 
 import importlib
 

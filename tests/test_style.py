@@ -1,4 +1,4 @@
-"""Project-wide safety habits, checked by reading the source (STYLE.md section 8)."""
+"""Project-wide safety habits, checked by reading the source (docs/design.md#code-style)."""
 
 import ast
 import pathlib

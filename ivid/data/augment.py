@@ -1,4 +1,4 @@
-"""Random quantities and image operations of the warp/SR training conditions (SPEC section 7).
+"""Random quantities and image operations of the warp/SR training conditions (docs/design.md#training-data).
 
 Every ``draw_*`` function takes a CPU ``torch.Generator`` and draws from it in a
 fixed order, so one per-sample generator (seeded per (seed, epoch, index))
@@ -85,7 +85,7 @@ def camera_modelview(theta: float, phi: float, radius: float,
     """World -> camera matrix of the random camera.
 
     ``eye = (r cos(phi) sin(theta), r sin(phi), r cos(phi) cos(theta))``, looking at
-    ``center`` with ``up = +y`` (SPEC section 7).
+    ``center`` with ``up = +y`` (docs/design.md#training-data).
 
     Returns:
         (4, 4) float32 (the reference builds it with float32 ``glm.lookAt``).

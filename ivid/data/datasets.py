@@ -191,7 +191,7 @@ class _RGBDDataset(torch.utils.data.Dataset):
 
 
 class _WarpDataset(_RGBDDataset):
-    """RGBD images with a forward-backward-warped condition (G_c training, SPEC section 7)."""
+    """RGBD images with a forward-backward-warped condition (G_c training, docs/design.md#training-data)."""
 
     def __init__(self, data_dir: str, image_size: int, normalize: bool = False, normalize_depth: bool = False,
                  preprocess_depth: str = "none", near: float = 0.5, far: float = 100.0,

@@ -1,6 +1,6 @@
 """The dataset index ``<data_dir>/dataset.json``: build it on first use, read it after.
 
-Folder layouts (SPEC section 7):
+Folder layouts (docs/design.md#training-data):
 
 - ``imagenet``: ``images/<wnid>/<name>.<ext>`` and ``depths/<wnid>/<name>.npz``;
   one class per sub-folder of ``images/``, indexed in sorted wnid order.

@@ -1,6 +1,6 @@
 """Load and preprocess one training image and its depth map (pure functions).
 
-Conventions (SPEC section 7):
+Conventions (docs/design.md#training-data):
 
 - Images are resized so that the SHORTER side equals ``image_size`` (Pillow
   LANCZOS; the longer side is ``int(image_size * long / short)``, truncated, as
@@ -34,7 +34,7 @@ from ivid.errors import IvidError
 
 PathLike = Union[str, os.PathLike]
 
-#: MiDaS disparities are divided by this before use (SPEC section 7)
+#: MiDaS disparities are divided by this before use (docs/design.md#training-data)
 DISPARITY_SCALE = 6250.0
 #: smallest disparity kept (depth at most 1000 units)
 MIN_DISPARITY = 1e-3
@@ -62,7 +62,7 @@ def _minmax(x: np.ndarray) -> np.ndarray:
 
 def disparity_to_depth_code(arr_0: np.ndarray, near: float = 0.5, far: float = 100.0,
                             mode: str = "z_buffer") -> np.ndarray:
-    """MiDaS disparity -> the depth channel of ``mode`` (SPEC section 7; the reference's ``prepocess_depth``).
+    """MiDaS disparity -> the depth channel of ``mode`` (docs/design.md#training-data; reference: ``prepocess_depth``).
 
     ``disp = arr_0 / 6250``; if ``max(disp) > 1 / near`` then ``disp /= max(disp) * near``
     (so the nearest point sits at ``near``); ``disp = max(disp, 1e-3)``; then

@@ -8,7 +8,7 @@ objects show); the image is what the canonical view of that scene looks like.
 The main object sits near the origin, i.e. at depth ~1, so the unit-sphere
 orbit of IVID's cameras keeps it centred; visible depths lie in ~[0.6, 3.6].
 
-Layouts (the training layout of SPEC section 7, PNG images):
+Layouts (the training layout of docs/design.md#training-data, PNG images):
 
 - ``imagenet``: ``images/n0000000k/n0000000k_<i>.png``, ``depths/n0000000k/n0000000k_<i>.npz``;
   image i belongs to class ``k = i % num_classes``; class k has object kind
@@ -17,7 +17,7 @@ Layouts (the training layout of SPEC section 7, PNG images):
 
 Depth files are stored exactly like MiDaS outputs: ``arr_0`` = float16
 **disparity scaled by 6250**, ``arr_0 = float16(6250 / depth)`` with ``depth`` the
-linear z-depth in scene units. The SPEC preprocessing (``disp = arr_0 / 6250``;
+linear z-depth in scene units. The training preprocessing (``disp = arr_0 / 6250``;
 no rescaling since every depth is > near = 0.5; z-buffer with near 0.5, far 100)
 therefore recovers the scene's inverse depth up to float16 rounding (relative
 error <= 2^-11). Image ``i`` depends only on (seed, i, layout, classes, size):
@@ -309,7 +309,8 @@ def generate_dataset(output_dir: str, num_images: int, image_size: int, layout: 
             _write_one(job)
             bar.update()
     bar.close()
-    classes = {wnid(k): "%s (hue %.2f, %s)" % class_theme(k) for k in range(num_classes)} if layout == "imagenet" else {}
+    classes = ({wnid(k): "%s (hue %.2f, %s)" % class_theme(k) for k in range(num_classes)}
+               if layout == "imagenet" else {})
     info = {"generator": "ivid.data.toy", "seed": seed, "num_images": num_images, "image_size": image_size,
             "layout": layout, "ssaa": ssaa, "classes": classes,
             "depth_format": "arr_0 = float16(6250 / linear_depth)"}

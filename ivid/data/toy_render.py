@@ -5,7 +5,7 @@ Camera: an IVID orbit camera on the unit sphere at pitch ``Scene.camera_pitch``
 0 it is the canonical view (eye (0, 0, 1) looking down -z). In camera space the
 ray through pixel (row r, col c) has direction ``((u - 0.5)/f, (0.5 - v)/f, -1)``,
 ``uv = ((c + 0.5)/S, (r + 0.5)/S)``, ``f = 0.5 / tan(fov/2)``; because its camera z
-is -1 the hit parameter ``t`` IS the linear depth of the hit (SPEC section 1).
+is -1 the hit parameter ``t`` IS the linear depth of the hit (docs/conventions.md).
 Arrays of points / directions are (3, N) (structure of arrays, for speed).
 
 Shapes (world units, y up): :class:`Ellipsoid`, :class:`Box`, :class:`Cylinder`

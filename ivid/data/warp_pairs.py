@@ -1,4 +1,4 @@
-"""Warped training conditions for G_c (SPEC section 7), one by one or batched on a device.
+"""Warped training conditions for G_c (docs/design.md#training-data), one by one or batched on a device.
 
 Both paths draw every random quantity of a sample from ONE CPU generator seeded
 with that sample's seed (:func:`draw_warp`) and then apply the same operations,

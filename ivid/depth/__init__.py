@@ -1,4 +1,4 @@
-"""Monocular depth for data preparation: MiDaS v3.1 ``dpt_beit_large_512`` (SPEC section 11).
+"""Monocular depth for data preparation: MiDaS v3.1 ``dpt_beit_large_512`` (docs/design.md#monocular-depth).
 
 ``MidasDepth`` is our own DPT implementation on timm's BEiT-L/16 that loads the
 official checkpoint; ``ensure_midas_checkpoint`` fetches that file when missing.

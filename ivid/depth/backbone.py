@@ -1,4 +1,4 @@
-"""BEiT backbone from timm, run the MiDaS way on any input size (MIDAS.md 1.2-1.3, 4).
+"""BEiT backbone from timm, run the MiDaS way on any input size (docs/design.md#monocular-depth).
 
 timm's ``Beit`` keeps one relative position bias table per block for the
 32 x 32 token grid it was built for (63*63 + 3 rows). MiDaS runs it on other

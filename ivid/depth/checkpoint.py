@@ -1,4 +1,4 @@
-"""Official MiDaS ``dpt_beit_large_512.pt`` key layout -> ``MidasDepth`` state_dict (MIDAS.md 4).
+"""Official MiDaS ``dpt_beit_large_512.pt`` key layout -> ``MidasDepth`` state_dict (docs/design.md#monocular-depth).
 
 The official file is a bare state_dict of 487 tensors. 24 of them are the
 ``relative_position_index`` buffers of the 32 x 32 grid, which we recompute per

@@ -1,4 +1,4 @@
-"""DPT neck and head of MiDaS ``dpt_beit_large_512`` (our own modules, MIDAS.md 1.4-1.5).
+"""DPT neck and head of MiDaS ``dpt_beit_large_512`` (our own modules, docs/design.md#monocular-depth).
 
 Data flow for a network input of ``H x W`` (token grid ``gh x gw = H/16 x W/16``):
 

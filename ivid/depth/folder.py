@@ -1,4 +1,4 @@
-"""Depth for a whole dataset folder: ``D/images/...`` -> ``D/depths/...npz`` (SPEC section 7).
+"""Depth for a whole dataset folder: ``D/images/...`` -> ``D/depths/...npz`` (docs/design.md#training-data).
 
 Layout: every ``.png/.jpg/.jpeg`` (also .webp/.bmp/.tif/.tiff; any case) under ``D/images/`` (ImageNet
 ``images/<wnid>/<name>.JPEG`` or flat ``images/<name>.<ext>``) gets

@@ -3,7 +3,7 @@
 DPT (``features=256``, readout "project", no BN, non-negative output) on a
 BEiT-L/16 backbone, loading the official checkpoint file. The output is MiDaS
 relative inverse depth (disparity up to an unknown scale and shift per image;
-larger = nearer), the quantity IVID's ``depths/*.npz`` hold (SPEC section 7).
+larger = nearer), the quantity IVID's ``depths/*.npz`` hold (docs/design.md#training-data).
 
 Typical use::
 

@@ -1,4 +1,4 @@
-"""MiDaS input transform and output resize (our own code, MIDAS.md section 2).
+"""MiDaS input transform and output resize (our own code, docs/design.md#monocular-depth).
 
 The network input of ``dpt_beit_large_512`` is built from an RGB uint8 image by
 

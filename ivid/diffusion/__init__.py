@@ -11,7 +11,8 @@ from .dpm_solver import Dpmpp2mSampler
 from .samplers import DdimSampler, DdpmSampler, SampleResult
 
 __all__ = ["GaussianDiffusion", "ClassifierFreeGuidance", "InpaintCFG", "SuperResCFG", "FRAMEWORKS",
-           "DdpmSampler", "DdimSampler", "Dpmpp2mSampler", "SAMPLERS", "SampleResult", "replace_rgb", "replace_depth", "constrain_depth"]
+           "DdpmSampler", "DdimSampler", "Dpmpp2mSampler", "SAMPLERS", "SampleResult",
+           "replace_rgb", "replace_depth", "constrain_depth"]
 
 #: config ``framework.name`` -> class
 FRAMEWORKS = {

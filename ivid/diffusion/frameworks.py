@@ -8,7 +8,7 @@ A framework is a plain Python object wrapping a backbone ``nn.Module``
 * :class:`ClassifierFreeGuidance` - adds label dropout in training and the guided
   eps ``(1 + s) eps(x, t, c) - s eps(x, t, null)`` at inference.
 * :class:`InpaintCFG` - conditions on a partial RGBD image ``y`` with masks
-  (input channel order of SPEC section 3).
+  (input channel order of docs/design.md#diffusion-frameworks).
 * :class:`SuperResCFG` - conditions on a low-resolution RGBD image.
 
 Conventions: images ``(N, C, H, W)`` in [-1, 1]; ``t`` is an int64 ``(N,)``
@@ -96,12 +96,14 @@ class GaussianDiffusion:
         if noise is None:
             noise = randn(x_0.shape, generator, x_0.device, x_0.dtype)
         nd = x_0.ndim
-        return extract(self.sqrt_alphas_cumprod, t, nd) * x_0 + extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise
+        return (extract(self.sqrt_alphas_cumprod, t, nd) * x_0
+                + extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise)
 
     def reverse_diffuse(self, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Invert :meth:`diffuse` for known noise: ``(x_t - sqrt(1 - abar_t) noise) / sqrt(abar_t)``."""
         nd = x_t.ndim
-        return (x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise) / extract(self.sqrt_alphas_cumprod, t, nd)
+        return ((x_t - extract(self.sqrt_one_minus_alphas_cumprod, t, nd) * noise)
+                / extract(self.sqrt_alphas_cumprod, t, nd))
 
     # -- conditioning hooks (overridden by the conditional frameworks) ---------------------
     def model_input(self, x_t: torch.Tensor, generator: GeneratorLike = None,
@@ -223,7 +225,7 @@ class ClassifierFreeGuidance(GaussianDiffusion):
 class InpaintCFG(ClassifierFreeGuidance):
     """CFG model conditioned on a partial RGBD image (novel-view completion, G_c).
 
-    Backbone input, concatenated along channels in this order (SPEC section 3):
+    Backbone input, concatenated along channels in this order (docs/design.md#diffusion-frameworks):
     ``x_t`` (4), ``mask_rgb`` (1, only if given), ``y_rgb * mask_rgb + n_rgb *
     (1 - mask_rgb)`` (3), ``y_depth * mask + n_d * (1 - mask)`` (1), ``mask`` (1),
     where ``n`` is fresh N(0, 1) noise (drawn with the generator on every call)

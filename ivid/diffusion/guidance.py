@@ -1,4 +1,4 @@
-"""Sampling-time guidance on the predicted x_0 of an RGBD sample (SPEC section 4).
+"""Sampling-time guidance on the predicted x_0 of an RGBD sample (docs/design.md#samplers).
 
 Each function is pure (returns a new tensor) and acts on
 ``x_0`` ``(N, 4, H, W)`` in [-1, 1] (channels 0-2 RGB, 3 = encoded depth z mapped

@@ -22,7 +22,7 @@ Both samplers:
 
 ``sample(...)`` keyword conditions: ``strength`` (guidance scale), the
 framework's conditions (``y``, ``mask``, ``mask_rgb``), and the guidance options
-``replace_rgb``, ``replace_depth``, ``constrain_depth`` (SPEC section 4).
+``replace_rgb``, ``replace_depth``, ``constrain_depth`` (docs/design.md#samplers).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ code, torch-fidelity (``logits_unbiased``) and StyleGAN2-ADA
 (``no_output_bias=True``) do.
 
 Weights: ``inception-2015-12-05.pt`` is kept in the user's cache folder
-``~/.cache/ivid`` (not clean-fid's ``/tmp``, where anyone could plant a TorchScript file that runs when loaded) and downloaded
-there on first use with clean-fid's downloader (into a temporary name, then renamed);
+``~/.cache/ivid`` (not clean-fid's ``/tmp``, where anyone could plant a TorchScript file that runs when loaded)
+and downloaded there on first use with clean-fid's downloader (into a temporary name, then renamed);
 ``weights=PATH`` (``--inception_weights``) uses a local file instead. Offline,
 :class:`~ivid.metrics.errors.MetricsError` says which file is needed, its URL
 and where to put it.

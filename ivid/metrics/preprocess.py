@@ -68,7 +68,7 @@ def load_fake_image(path: str, image_size: int) -> np.ndarray:
 
 
 class CleanResize:
-    """clean-fid's ``clean`` mode resize: each channel as a float32 PIL image, BICUBIC to 299 x 299, clipped to [0, 255].
+    """clean-fid's ``clean`` mode resize: each channel as a float32 PIL image, BICUBIC to 299x299, clipped to [0, 255].
 
     Same operations as ``cleanfid.resize.make_resizer("PIL", False, "bicubic", (299, 299))``
     (a picklable class, so DataLoader workers can run it on any platform).

@@ -1,7 +1,7 @@
 """ADM UNet backbone (``AdmUnet2d``): the improved-DDPM / guided-diffusion UNet of IVID.
 
 The module tree, and so every state_dict key, shape and dtype, matches the
-released IVID checkpoints (see SPEC.md section 2 and the schema fixtures).
+released IVID checkpoints (see docs/design.md#backbone and the schema fixtures).
 Numerics follow the reference: GroupNorm in float32, the timestep and class
 embedding in float32, the torso (three block stacks) in ``model.dtype`` and
 the ``out`` head in float32. Attention uses

@@ -1,7 +1,7 @@
 """Image to 3D: a photo and its depth become the first view instead of a G_u sample.
 
 The first view must look like what G_u produces, i.e. like G_u's training data,
-so it goes through exactly the training preprocessing (SPEC §7, reusing
+so it goes through exactly the training preprocessing (docs/design.md#training-data, reusing
 :mod:`ivid.data.preprocess`):
 
 - colour: shorter side resized to the model size with LANCZOS, centre crop,
@@ -35,7 +35,7 @@ from ivid.errors import InputFileError
 __all__ = ["TRAIN_NEAR", "TRAIN_FAR", "DEFAULT_MIDAS_CKPT", "load_photo_uint8", "disparity_to_code",
            "photo_rgbd01", "load_midas", "first_view_tensor"]
 
-#: depth planes of the training data encoding (SPEC §7)
+#: depth planes of the training data encoding (docs/design.md#training-data)
 TRAIN_NEAR = 0.5
 TRAIN_FAR = 100.0
 #: where the MiDaS dpt_beit_large_512 checkpoint is looked for by default

@@ -1,4 +1,4 @@
-"""The sequential multiview sampler (SPEC §9): G_u draws the first view, G_c every further one.
+"""The sequential multiview sampler (docs/design.md#inference): G_u draws the first view, G_c every further one.
 
 For a batch of B samples and V cameras per sample:
 
@@ -14,7 +14,7 @@ For a batch of B samples and V cameras per sample:
    camera j gives color / depth / mask / mask_rgb / depth_convex; G_c (DDIM,
    ``steps_cond``) samples with ``y = [color, depth]*2-1``, ``mask``, ``mask_rgb``,
    the guidance and the DDIM options ``replace_rgb`` / ``replace_depth`` /
-   ``constrain_depth`` (SPEC §4).
+   ``constrain_depth`` (docs/design.md#samplers).
 
 Randomness: the initial noise of every view of sample b is drawn from
 ``generators[b]`` (a ``torch.Generator`` on the sampling device seeded with the
@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from ivid.diffusion import SAMPLERS, DdimSampler, DdpmSampler, Dpmpp2mSampler
 
-__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES", "condition_kwargs", "loop_generator", "sample_first_view",
+__all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES",
+           "condition_kwargs", "loop_generator", "sample_first_view",
            "view_mesh", "batch_conditions", "sample_multiview", "takes_mask_rgb"]
 
 
@@ -253,7 +254,7 @@ def takes_mask_rgb(g_c) -> bool:
 
 def condition_kwargs(cond: Dict[str, torch.Tensor], options: MultiviewOptions,
                      with_mask_rgb: bool = True) -> Dict[str, object]:
-    """Sampler keyword arguments of G_c for a batch of conditions (SPEC §4, §9)."""
+    """Sampler keyword arguments of G_c for a batch of conditions (docs/design.md#samplers, #inference)."""
     y = torch.cat([cond["color"], cond["depth"]], 1) * 2 - 1
     kwargs: Dict[str, object] = {"y": y, "mask": cond["mask"], "strength": options.guidance}
     if with_mask_rgb:

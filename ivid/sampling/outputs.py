@@ -1,6 +1,6 @@
 """Writing sampled views to disk: run folder, grids, conditions, results, scenes.
 
-Layout of one run (SPEC §9)::
+Layout of one run (docs/design.md#inference)::
 
     <output_dir>/viewset_<v>_steps_u<su>_c<sc>_guidance<g>/
         args.json, command.txt         the resolved options of the run

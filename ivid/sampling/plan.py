@@ -111,7 +111,7 @@ def assign_classes(spec: ClassSpec, seeds: Sequence[int], num_classes: Optional[
 
 
 def sample_name(index: int, seed: int, class_label: Optional[int], numbered: bool) -> str:
-    """File stem of a sample (SPEC §9): ``%05d`` when numbered, else ``class%03d_seed%05d``
+    """File stem of a sample (docs/design.md#inference): ``%05d`` when numbered, else ``class%03d_seed%05d``
     (``seed%05d`` without a class label)."""
     if numbered:
         return "%05d" % index

@@ -1,7 +1,7 @@
 """A whole ``inference/sample.py`` run: validate options, plan, split over devices, sample, write.
 
 :class:`SampleRequest` holds every option of the CLI with the reference defaults
-(SPEC §9). :func:`run_sampling` checks everything that can be checked before
+(docs/design.md#inference). :func:`run_sampling` checks everything that can be checked before
 a model is built (seeds, classes, viewset, configs, checkpoints - downloading
 the released ones when missing), writes ``args.json`` / ``command.txt``, and then
 samples: in this process on one device, or in one spawned process per visible

@@ -151,13 +151,6 @@ class MixedPrecision:
                 p.copy_(m)
 
     @torch.no_grad()
-    def copy_model_to_master(self) -> None:
-        """Refresh the masters from the model (after loading weights into the model)."""
-        for p, m in zip(self.model_params, self.master_params):
-            if m is not p:
-                m.copy_(p)
-
-    @torch.no_grad()
     def load_master(self, tensors: List[torch.Tensor]) -> None:
         """Set the masters (and through them the model) from float32 tensors in parameter order."""
         if len(tensors) != len(self.master_params):

@@ -2,7 +2,7 @@
 
 ``parse_seeds("0-8,12")`` turns the ``--seeds`` syntax of ``inference/sample.py``
 into a list of ints; :func:`sample_generator` builds the per-sample
-``torch.Generator`` every noise draw of that sample comes from (SPEC §9: the
+``torch.Generator`` every noise draw of that sample comes from (docs/design.md#inference: the
 first-view noise of a sample is ``manual_seed(seed)`` then one
 ``randn(1, 4, S, S)`` on the sampling device).
 """

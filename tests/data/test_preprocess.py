@@ -1,4 +1,4 @@
-"""Disparity -> depth code numbers (SPEC section 7 formulas) and image / depth transforms."""
+"""Disparity -> depth code numbers (docs/design.md#training-data formulas) and image / depth transforms."""
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ NEAR, FAR = 0.5, 100.0
 
 
 def _zbuffer_of_depth(d):
-    """SPEC section 1: z = (1/near - 1/d) / (1/near - 1/far), d clipped to [near, far]."""
+    """docs/conventions.md: z = (1/near - 1/d) / (1/near - 1/far), d clipped to [near, far]."""
     d = np.clip(np.asarray(d, np.float64), NEAR, FAR)
     return (1 / NEAR - 1 / d) / (1 / NEAR - 1 / FAR)
 

@@ -110,7 +110,8 @@ def test_deterministic_and_independent_of_workers(tmp_path, toy_dir):
             else:
                 np.testing.assert_array_equal(np.load(tmp_path / rel)["arr_0"], np.load(toy_dir / rel)["arr_0"])
     other, _ = image_scene(6, 0, "imagenet", 3)
-    assert not np.array_equal(render_scene(other, 24, 1)[1], render_scene(image_scene(5, 0, "imagenet", 3)[0], 24, 1)[1])
+    assert not np.array_equal(render_scene(other, 24, 1)[1],
+                              render_scene(image_scene(5, 0, "imagenet", 3)[0], 24, 1)[1])
 
 
 def test_cli(tmp_path, repo_root):

@@ -1,6 +1,5 @@
 """Warp datasets: sample format, each augmentation's effect, determinism, worker path == device path."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -41,5 +41,6 @@ def test_case_a_matches_reference(synthetic_midas_ckpt, midas_fixtures):
     finally:
         for handle in handles:
             handle.remove()
-        del model, captured
+        captured.clear()
+        del model
         gc.collect()

@@ -324,7 +324,8 @@ def test_same_seed_same_initial_noise_as_ddim_and_ddpm(stubs):
               for cls in (DdimSampler, DdpmSampler, Dpmpp2mSampler)]
     assert torch.equal(single[0], single[1]) and torch.equal(single[0], single[2])
     assert torch.equal(single[0], randn((3, 4, 4, 4), _gen(9)))
-    per_sample = [cls(fw).sample(2, steps=4, generator=[_gen(4), _gen(6)]).noise for cls in (DdimSampler, Dpmpp2mSampler)]
+    per_sample = [cls(fw).sample(2, steps=4, generator=[_gen(4), _gen(6)]).noise
+                  for cls in (DdimSampler, Dpmpp2mSampler)]
     assert torch.equal(per_sample[0], per_sample[1])
     assert torch.equal(per_sample[1][1:], torch.randn((1, 4, 4, 4), generator=_gen(6)))
 

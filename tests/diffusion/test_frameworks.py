@@ -67,7 +67,8 @@ def test_training_loss_is_eps_mse(stubs):
     out = fw.training_losses(torch.zeros(2, 4, 8, 8), t=torch.tensor([3, 900]), noise=noise, pose=torch.zeros(2, 2))
     torch.testing.assert_close(out["loss"], (noise ** 2).mean())
     assert out["loss"].ndim == 0
-    torch.testing.assert_close(backbone.calls[0]["x"], fw.diffuse(torch.zeros(2, 4, 8, 8), torch.tensor([3, 900]), noise))
+    torch.testing.assert_close(backbone.calls[0]["x"],
+                               fw.diffuse(torch.zeros(2, 4, 8, 8), torch.tensor([3, 900]), noise))
 
 
 def test_training_timesteps_uniform_and_seeded(stubs):

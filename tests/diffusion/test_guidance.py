@@ -1,4 +1,4 @@
-"""replace_rgb / replace_depth / constrain_depth on hand-made tensors (SPEC section 4)."""
+"""replace_rgb / replace_depth / constrain_depth on hand-made tensors (docs/design.md#samplers)."""
 
 import pytest
 import torch

@@ -8,7 +8,7 @@ from ivid.sampling.image_to_3d import disparity_to_code, first_view_tensor, phot
 
 
 def _spec_z(arr_0, near=0.5, far=100.0):
-    """SPEC section 7, written out independently."""
+    """docs/design.md#training-data, written out independently."""
     disp = arr_0.astype(np.float64) / 6250
     if disp.max() > 1 / near:
         disp = disp / (disp.max() * near)

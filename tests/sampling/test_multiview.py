@@ -73,7 +73,8 @@ def test_batch_conditions_equal_per_sample_conditions():
     meshes, colors = [[], []], [[], []]
     for b in range(2):
         for k in range(2):
-            rgbd = torch.rand(4, 16, 16, generator=g) * 0.2 + torch.tensor([0.2, 0.5, 0.8, 0.3 + 0.2 * b])[:, None, None]
+            rgbd = (torch.rand(4, 16, 16, generator=g) * 0.2
+                    + torch.tensor([0.2, 0.5, 0.8, 0.3 + 0.2 * b])[:, None, None])
             rgbd[3] = 0.3 + 0.2 * b  # smooth depth (a wall), random colours
             mesh, color = view_mesh(rgbd * 2 - 1, cams[k], FAST)
             meshes[b].append(mesh)

@@ -1,6 +1,5 @@
 """The condition-usage probe: analytic cases (a model that ignores / copies its condition)."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
