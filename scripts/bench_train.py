@@ -152,7 +152,7 @@ def bench_warp_device(args: argparse.Namespace, data_dir: str, device: torch.dev
 def ensure_data(args: argparse.Namespace) -> str:
     if args.data_dir:
         return args.data_dir
-    from ivid.data.toy import generate_dataset
+    from ivid.toy import generate_dataset
 
     path = os.path.join(args.work_dir, "toy64")
     if not os.path.isfile(os.path.join(path, "toy_info.json")):

@@ -1,11 +1,11 @@
-"""Training data: RGBD datasets (G_u), warped pairs (G_c), low/high-res pairs (SR), toy scenes.
+"""Training data: RGBD datasets (G_u), warped pairs (G_c), low/high-res pairs (SR).
 
 - ``DATASETS``: the config registry (``dataset.name`` -> class), built as
   ``Cls(data_dir, **dataset.args)``.
 - Load failures travel with the batch: :func:`pop_failures` / :class:`FailureLog`.
 - Warp pairs on the training device: ``dataset.build_warp_batch(batch, device)``
   for datasets built with ``warp_on_device=True`` (or :func:`build_warp_batch`).
-- ``ivid.data.toy`` (imported on demand): the procedural RGBD dataset generator.
+- The procedural toy dataset generator lives in :mod:`ivid.toy`.
 """
 
 from .datasets import (

@@ -18,11 +18,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ivid.checkpoints import CheckpointError, CheckpointNotFoundError
+from ivid.model_loading import CheckpointError, CheckpointNotFoundError
 from ivid.errors import OptionError
 
 from . import distributed as dist
-from .checkpoint import (CheckpointFiles, ModelMismatchError, list_steps, load_file, params_to_state_dict,
+from .checkpoint_files import (CheckpointFiles, ModelMismatchError, list_steps, load_file, params_to_state_dict,
                          save_checkpoint, state_dict_to_params, unwrap)
 from .rng import capture_rng_state, restore_rng_state
 from .samples import grid_from_rows, sample_rows

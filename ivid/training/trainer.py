@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from . import distributed as dist
-from .checkpoint import unwrap
+from .checkpoint_files import unwrap
 from .data_loop import BatchStream, epoch_permutation
 from .ema import EmaSet
 from .mixed_precision import MixedPrecision, normalize_fp16_mode
