@@ -18,7 +18,7 @@ from ivid.geometry import viewset
 from ivid.sampling.presets import PRESETS
 from ivid.scene import load_scene
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "ckpts" / "demo"
 CONFIGS = {"uncond": ROOT / "configs" / "demo_uncond.json", "cond": ROOT / "configs" / "demo_cond.json"}
 CKPTS = {"uncond": DEMO / "uncond.pt", "cond": DEMO / "cond.pt"}
