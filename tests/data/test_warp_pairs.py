@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ivid.data import FAILURES_KEY, SEED_KEY, ImageNetWarp, SingleCategoryWarp
+from ivid.data import (FAILURES_KEY, SEED_KEY, DeviceBatchDataset, ImageNet, ImageNetWarp, SingleCategoryWarp,
+                       builds_batch_on_device)
 from ivid.data.augment import AUGMENTS, gaussian_blur3
 from ivid.data.warp_pairs import WarpDraw, build_warp_pair, draw_warp, sample_generator
 
@@ -146,6 +147,18 @@ def test_device_batch_equals_worker_samples_cpu(toy_imagenet):
 @pytest.mark.gpu
 def test_device_batch_equals_worker_samples_cuda(toy_imagenet):
     _compare_with_worker_path(toy_imagenet, "cuda")
+
+
+def test_only_warp_on_device_datasets_leave_batches_to_the_device(toy_imagenet):
+    """Every dataset declares it (DeviceBatchDataset); the trainer builds on the device only where it says so."""
+    plain = ImageNet(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
+    worker = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
+    device = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, warp_on_device=True, **RELEASED)
+    assert all(isinstance(ds, DeviceBatchDataset) for ds in (plain, worker, device))
+    assert [builds_batch_on_device(ds) for ds in (plain, worker, device)] == [False, False, True]
+    assert not builds_batch_on_device([{"x_0": torch.zeros(4, 2, 2)}])  # a dataset without the interface
+    batch = {"x_0": torch.zeros(1, 4, TOY_SIZE, TOY_SIZE)}
+    assert plain.build_device_batch(batch) is batch
 
 
 def test_build_device_batch_needs_seeds(toy_imagenet):
