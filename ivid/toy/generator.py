@@ -309,7 +309,8 @@ def generate_dataset(output_dir: str, num_images: int, image_size: int, layout: 
             _write_one(job)
             bar.update()
     bar.close()
-    classes = {wnid(k): "%s (hue %.2f, %s)" % class_theme(k) for k in range(num_classes)} if layout == "imagenet" else {}
+    classes = ({wnid(k): "%s (hue %.2f, %s)" % class_theme(k) for k in range(num_classes)}
+               if layout == "imagenet" else {})
     info = {"generator": "ivid.toy", "seed": seed, "num_images": num_images, "image_size": image_size,
             "layout": layout, "ssaa": ssaa, "classes": classes,
             "depth_format": "arr_0 = float16(6250 / linear_depth)"}

@@ -80,7 +80,7 @@ class _StatsWindow:
 
 
 class BasicTrainer:
-    """Train ``framework.backbone`` on ``dataset`` (SPEC section 8).
+    """Train ``framework.backbone`` on ``dataset`` (docs/design.md#training).
 
     Config args (``trainer.args``):
         max_steps: total optimizer steps.
