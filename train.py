@@ -26,7 +26,7 @@ import torch
 from ivid.cli import add_debug_option, run_cli
 from ivid.config import ConfigError, build, load_config, registry, resolve_num_classes
 from ivid.data import probe_dataset
-from ivid.training.checkpoint import find_latest_step
+from ivid.training.checkpoint_files import find_latest_step
 from ivid.training.distributed import read_launch_env
 from ivid.training.launch import launch, parse_port, plan_layout
 from ivid.training.run_dir import command_line, resolve_defaults

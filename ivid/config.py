@@ -16,7 +16,7 @@ dataset, ...) are listed in the class attribute ``RUNTIME_ARGS``.
 Deferred values (the reference's): ``backbone.args.num_classes: "auto"`` takes the
 training dataset's class count; ``train.py`` resolves it (:func:`resolve_num_classes`)
 before building the backbone and stores the number in the run's ``config.json``;
-:func:`ivid.checkpoints.load_framework` resolves it from a checkpoint's ``label_emb``.
+:func:`ivid.model_loading.load_framework` resolves it from a checkpoint's ``label_emb``.
 
 Every error is a :class:`ConfigError` whose message starts with the file and
 the dotted key, e.g. ``configs/x.json: backbone.args.num_head_channel: unknown

@@ -71,7 +71,7 @@ def _run(g_u, g_c, cams, args, device, steps) -> Timings:
 
 
 def bench_pair(name: str, device: torch.device, args) -> dict:
-    from ivid.checkpoints import load_framework
+    from ivid.model_loading import load_framework
 
     config_u, config_c = PAIRS[name]
     g_u, g_c = (load_framework(find_file(c), None, device) for c in (config_u, config_c))

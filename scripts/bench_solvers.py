@@ -304,7 +304,7 @@ def save_picture(path: str, image: np.ndarray) -> None:
 # --- main ----------------------------------------------------------------------------------------
 
 def load_models(args, device):
-    from ivid.checkpoints import load_framework
+    from ivid.model_loading import load_framework
 
     files = {option: find_file(getattr(args, option)) for option in _DEMO.files}
     for option, path in files.items():

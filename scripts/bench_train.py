@@ -11,7 +11,7 @@ Random initial weights, toy data (generated once into ``--work_dir`` unless
   ``bf16`` (autocast, use_fp16 false).
 - ``warp``: condition pairs/s of the ``*Warp`` datasets built in DataLoader
   workers (CPU renderer, per sample) vs batched on the training device
-  (``build_warp_batch``, one renderer call per batch; excludes image loading).
+  (``build_device_batch``, one renderer call per batch; excludes image loading).
 
 Configs: ``tiny`` (32x32 test config, 0.2M params), ``small`` (single-category 128,
 105M), ``large`` (ImageNet 128, 421M). Example::
@@ -134,16 +134,16 @@ def bench_warp_workers(args: argparse.Namespace, data_dir: str, workers: int) ->
 
 
 def bench_warp_device(args: argparse.Namespace, data_dir: str, device: torch.device, batch: int) -> dict:
-    """Pairs/s of ``build_warp_batch`` on ``device`` (batched renderer; images already loaded)."""
+    """Pairs/s of ``build_device_batch`` on ``device`` (batched renderer; images already loaded)."""
     dataset = _warp_dataset(data_dir, args.warp_image_size, True)
     samples = torch.utils.data.default_collate([dataset[i % len(dataset)] for i in range(batch)])
     samples.pop("failures", None)
     samples = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in samples.items()}
-    dataset.build_warp_batch(samples, device)
+    dataset.build_device_batch(samples, device)
     _sync(device)
     start = time.perf_counter()
     for _ in range(args.warp_batches):
-        dataset.build_warp_batch(samples, device)
+        dataset.build_device_batch(samples, device)
     _sync(device)
     return {"path": f"device(batch {batch})", "device": str(device), "image_size": args.warp_image_size,
             "pairs_per_s": batch * args.warp_batches / (time.perf_counter() - start)}
@@ -152,7 +152,7 @@ def bench_warp_device(args: argparse.Namespace, data_dir: str, device: torch.dev
 def ensure_data(args: argparse.Namespace) -> str:
     if args.data_dir:
         return args.data_dir
-    from ivid.data.toy import generate_dataset
+    from ivid.toy import generate_dataset
 
     path = os.path.join(args.work_dir, "toy64")
     if not os.path.isfile(os.path.join(path, "toy_info.json")):

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from ivid.checkpoints import RELEASED_CHECKPOINTS, CheckpointError, download_checkpoint, hub_reachable
+from ivid.model_loading import RELEASED_CHECKPOINTS, CheckpointError, download_checkpoint, hub_reachable
 from ivid.cli import add_debug_option, run_cli
 
 

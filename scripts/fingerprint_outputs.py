@@ -92,7 +92,7 @@ def _warp_pairs(work: str, out: Dict[str, str]) -> None:
         batch = torch.utils.data.default_collate([ds[i] for i in range(8)])
         batch.pop("failures", None)
         if on_device:
-            batch = ds.build_warp_batch(batch)
+            batch = ds.build_device_batch(batch)
         for k, v in sorted(batch.items()):
             if isinstance(v, torch.Tensor):
                 out[f"warp_pairs[on_device={on_device}]:{k}"] = _digest(v.numpy())

@@ -7,7 +7,7 @@ Example::
 
 Writes ``images/`` (PNG), ``depths/`` (``.npz`` with float16 ``arr_0`` = 6250 / depth,
 the MiDaS storage format), ``dataset.json`` and ``toy_info.json``. See
-``ivid/data/toy.py`` for the scenes and the depth scaling.
+``ivid/toy/generator.py`` for the scenes and the depth scaling.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> None:
-    from ivid.data.toy import generate_dataset
+    from ivid.toy import generate_dataset
 
     start = time.time()
     info = generate_dataset(args.output_dir, args.num_images, args.image_size, args.layout, args.num_classes,

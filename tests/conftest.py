@@ -24,9 +24,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     """Tests never touch the network: the Hugging Face Hub counts as unreachable unless a test says otherwise."""
-    import ivid.checkpoints
+    import ivid.model_loading
 
-    monkeypatch.setattr(ivid.checkpoints, "hub_reachable", lambda timeout=None: (False, "network disabled in tests"))
+    monkeypatch.setattr(ivid.model_loading, "hub_reachable", lambda timeout=None: (False, "network disabled in tests"))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ this module) holds those 1000 classes, one ``wnid<TAB>name`` line per class in t
 order: the WordNet ids are timm's ``imagenet_synsets.txt`` and the short names
 torchvision's ImageNet category list (``torchvision.models._meta``), both installed
 dependencies, paired by index. The demo models are trained on the procedural toy data
-of :mod:`ivid.data.toy`, whose class ``k`` is an object kind (:func:`ivid.data.toy.class_theme`).
+of :mod:`ivid.toy`, whose class ``k`` is an object kind (:func:`ivid.toy.class_theme`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def imagenet_classes() -> Tuple[Tuple[str, str], ...]:
 def toy_class_names(num_classes: int) -> List[str]:
     """Names of the toy dataset's classes 0..num_classes-1: the object kind, plus its pattern beyond
     the first ``len(KINDS)`` classes (where kinds repeat)."""
-    from ivid.data.toy import KINDS, class_theme
+    from ivid.toy import KINDS, class_theme
 
     names = []
     for k in range(num_classes):

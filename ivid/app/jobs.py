@@ -314,7 +314,7 @@ class JobRunner:
 
     def _sample_and_render(self, scene: Scene, extra: Dict[str, object], job_dir: str, report: ProgressFn,
                            cancel: threading.Event, counter: Dict[str, int]) -> JobResult:
-        from ivid.checkpoints import CheckpointError
+        from ivid.model_loading import CheckpointError
         from ivid.utils.device import resolve_device
 
         start = time.perf_counter()

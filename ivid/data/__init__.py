@@ -1,21 +1,25 @@
-"""Training data: RGBD datasets (G_u), warped pairs (G_c), low/high-res pairs (SR), toy scenes.
+"""Training data: RGBD datasets (G_u), warped pairs (G_c), low/high-res pairs (SR).
 
 - ``DATASETS``: the config registry (``dataset.name`` -> class), built as
   ``Cls(data_dir, **dataset.args)``.
 - Load failures travel with the batch: :func:`pop_failures` / :class:`FailureLog`.
-- Warp pairs on the training device: ``dataset.build_warp_batch(batch, device)``
-  for datasets built with ``warp_on_device=True`` (or :func:`build_warp_batch`).
-- ``ivid.data.toy`` (imported on demand): the procedural RGBD dataset generator.
+- Batches completed on the training device: datasets implement :class:`DeviceBatchDataset`
+  (``batch_on_device``, ``build_device_batch(batch, device)``); the warp datasets built with
+  ``warp_on_device=True`` build their warp pairs there (:func:`build_warp_batch`).
+  :func:`builds_batch_on_device` is the trainer's check.
+- The procedural toy dataset generator lives in :mod:`ivid.toy`.
 """
 
 from .datasets import (
     SEED_KEY,
+    DeviceBatchDataset,
     ImageNet,
     ImageNetSR,
     ImageNetWarp,
     SingleCategory,
     SingleCategorySR,
     SingleCategoryWarp,
+    builds_batch_on_device,
     probe_dataset,
     sample_seed,
 )
@@ -46,6 +50,8 @@ __all__ = [
     "FailureLog",
     "pop_failures",
     "build_warp_batch",
+    "DeviceBatchDataset",
+    "builds_batch_on_device",
     "sample_seed",
     "disparity_to_depth_code",
     "DataLayoutError",

@@ -17,13 +17,19 @@ a disparity / a linear depth, see :func:`ivid.data.preprocess.disparity_to_depth
   (1, S, S; 0/1), ``pose`` (2,) = (theta, phi) of the random camera, and ``mask_rgb``
   (1, S, S; 0/1) only with the ``erode_rgb`` augment (as the reference). With
   ``warp_on_device=True`` only ``x_0`` and ``seed`` (int): the trainer builds the
-  rest on its device with :meth:`_WarpDataset.build_warp_batch`.
+  rest on its device (see "Batches built on the device" below).
 - ``*SR``: ``x_0`` (4, S, S) and ``y`` (4, s, s), s = ``image_size_lr``: the ORIGINAL
   image LANCZOS-resized to s and centre-cropped, then 3x3-blurred as 8-bit with
   sigma ~ U(0, 1) + 1e-3; depth NEAREST from the full-resolution depth (as the reference).
 - ImageNet layout only: ``classes`` (int, sorted-wnid index).
 - Always: ``failures`` (str): files that could not be read while producing this
   sample, one ``"path: reason"`` per line (see :mod:`ivid.data.failures`).
+
+Batches built on the device: a dataset may leave part of each sample to be built batched on
+the training device (:class:`DeviceBatchDataset`). Every dataset here declares it with
+``batch_on_device`` (False unless a ``*Warp`` dataset has ``warp_on_device=True``); where it is
+True, the trainer passes every collated batch (already on its device) through
+``build_device_batch(batch, device)`` before the step (see :func:`builds_batch_on_device`).
 
 Reproducibility: every random draw of sample ``index`` comes from a generator
 seeded with ``sample_seed(seed, epoch, index)``; call :meth:`set_epoch` before
@@ -36,7 +42,7 @@ row a :class:`~ivid.data.failures.DataUnreadableError` stops training.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
 import torch
@@ -62,6 +68,27 @@ MAX_CONSECUTIVE_FAILURES = 50
 SEED_KEY = "seed"
 
 
+@runtime_checkable
+class DeviceBatchDataset(Protocol):
+    """A dataset whose collated batches are completed on the training device, batched.
+
+    ``batch_on_device``: whether samples are incomplete (e.g. a warp dataset built with
+    ``warp_on_device=True`` returns ``x_0`` and a seed, not the warped condition).
+    ``build_device_batch(batch, device)``: the complete batch (a new dict) from a collated one;
+    called by the trainer on every batch when ``batch_on_device`` is True, never otherwise.
+    """
+
+    batch_on_device: bool
+
+    def build_device_batch(self, batch: Dict[str, Any], device: Optional[torch.device] = None) -> Dict[str, Any]:
+        ...
+
+
+def builds_batch_on_device(dataset: Any) -> bool:
+    """True when ``dataset`` implements :class:`DeviceBatchDataset` and leaves its batches to the device."""
+    return isinstance(dataset, DeviceBatchDataset) and bool(dataset.batch_on_device)
+
+
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """63-bit seed of sample ``index`` in ``epoch`` (well mixed, for ``torch.Generator``)."""
     state = np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(2, dtype=np.uint32)
@@ -73,6 +100,8 @@ class _RGBDDataset(torch.utils.data.Dataset):
 
     RUNTIME_ARGS = ("data_dir",)
     LAYOUT = "single"
+    #: samples are complete: no :meth:`build_device_batch` step (see :class:`DeviceBatchDataset`)
+    batch_on_device = False
 
     def __init__(self, data_dir: str, image_size: int, normalize: bool = False, normalize_depth: bool = False,
                  preprocess_depth: str = "none", near: float = 0.5, far: float = 100.0,
@@ -189,6 +218,10 @@ class _RGBDDataset(torch.utils.data.Dataset):
     def _make_sample(self, index: int, x_0: torch.Tensor, extra: Any = None) -> Dict[str, Any]:
         return {"x_0": x_0}
 
+    def build_device_batch(self, batch: Dict[str, Any], device: Optional[torch.device] = None) -> Dict[str, Any]:
+        """The collated ``batch`` as it is: samples here are complete (``batch_on_device`` False)."""
+        return batch
+
 
 class _WarpDataset(_RGBDDataset):
     """RGBD images with a forward-backward-warped condition (G_c training, docs/design.md#training-data)."""
@@ -203,7 +236,7 @@ class _WarpDataset(_RGBDDataset):
         Args (besides :class:`_RGBDDataset`'s):
             augments: subset of ``prewarp_noise``, ``postwarp_noise``, ``blur``, ``erode_rgb``.
             warp_on_device: return only ``x_0`` (+ ``classes``) and ``seed``; the trainer
-                builds the conditions with :meth:`build_warp_batch` on its device.
+                builds the conditions with :meth:`build_device_batch` on its device.
             std: spread (radians) of the random camera's yaw and pitch (0.15 as released).
             warp_atol, warp_rtol: depth-edge tolerances of the warp (0.02 as released, for
                 128 px; small images need larger ones, see :mod:`ivid.data.warp_pairs`).
@@ -229,7 +262,7 @@ class _WarpDataset(_RGBDDataset):
         if self.warp_on_device:
             return {"x_0": x_0, SEED_KEY: seed}
         draw = draw_warp(sample_generator(seed), self.image_size, self.augments, self.warp_settings)
-        x01 = unnormalize_rgbd(x_0, self.normalize, self.normalize_depth)  # exactly as build_warp_batch
+        x01 = unnormalize_rgbd(x_0, self.normalize, self.normalize_depth)  # exactly as build_device_batch
         pair = build_warp_pair(x01, draw, self.near, self.far, self.preprocess_depth, self.warp_settings,
                                erode_rgb="erode_rgb" in self.augments)
         y = normalize_rgbd(pair["y01"], self.normalize, self.normalize_depth)
@@ -238,8 +271,13 @@ class _WarpDataset(_RGBDDataset):
             sample["mask_rgb"] = pair["mask_rgb"]
         return sample
 
-    def build_warp_batch(self, batch: Dict[str, Any], device: Optional[torch.device] = None) -> Dict[str, Any]:
-        """Complete a collated ``warp_on_device`` batch on ``device``.
+    @property
+    def batch_on_device(self) -> bool:
+        """``warp_on_device``: the warped conditions are built batched on the training device."""
+        return self.warp_on_device
+
+    def build_device_batch(self, batch: Dict[str, Any], device: Optional[torch.device] = None) -> Dict[str, Any]:
+        """Complete a collated ``warp_on_device`` batch on ``device`` (:class:`DeviceBatchDataset`).
 
         Args:
             batch: collated samples with ``x_0`` (B, 4, S, S) and ``seed`` (B,).
@@ -250,7 +288,7 @@ class _WarpDataset(_RGBDDataset):
             ``x_0``, ``y``, ``mask``, ``mask_rgb``, ``pose`` as the worker path makes them.
         """
         if SEED_KEY not in batch:
-            raise KeyError(f"{type(self).__name__}.build_warp_batch: the batch has no {SEED_KEY!r}; "
+            raise KeyError(f"{type(self).__name__}.build_device_batch: the batch has no {SEED_KEY!r}; "
                            "build the dataset with warp_on_device=True")
         out = build_warp_batch(batch["x_0"], batch[SEED_KEY], self.augments, self.near, self.far,
                                self.preprocess_depth, self.normalize, self.normalize_depth, device,

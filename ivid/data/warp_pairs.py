@@ -9,7 +9,7 @@ so with the same seeds they give the same pairs (up to renderer float noise):
 - :func:`build_warp_batch` - a whole batch on the training device, right before
   the step. Datasets built with ``warp_on_device=True`` return only ``x_0``
   (+ ``classes``) and the per-sample ``seed``; the trainer then calls
-  ``dataset.build_warp_batch(batch, device)`` (which fills in the dataset's
+  ``dataset.build_device_batch(batch, device)`` (which fills in the dataset's
   options and calls this function).
 
 Pipeline on the [0, 1] RGBD ``x01`` (4 x H x W):

@@ -4,7 +4,7 @@
 official checkpoint; ``ensure_midas_checkpoint`` fetches that file when missing.
 """
 
-from .checkpoint import MidasCheckpointError, map_checkpoint_key
+from .official_weights import MidasCheckpointError, map_checkpoint_key
 from .folder import FolderSummary, plan_folder, predict_folder
 from .download import DEFAULT_CKPT, MIDAS_URL, MidasDownloadError, ensure_midas_checkpoint
 from .midas import TINY_ARGS, MidasDepth

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .backbone import MidasBeitBackbone
-from .checkpoint import convert_checkpoint, load_checkpoint_file
+from .official_weights import convert_checkpoint, load_checkpoint_file
 from .decoder import DptDecoder
 from .transforms import NET_SIZE, check_rgb_uint8, resize_prediction, transform_image
 

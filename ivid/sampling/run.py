@@ -162,7 +162,7 @@ def _with_option(err: Exception, prefix: str) -> Exception:
 
 
 def _resolve_ckpt(path: str, option: str) -> str:
-    from ivid.checkpoints import resolve_checkpoint
+    from ivid.model_loading import resolve_checkpoint
 
     try:
         return os.fspath(resolve_checkpoint(find_file(path)))
@@ -225,7 +225,7 @@ def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
     if need_c:
         check_steps("--steps_cond", request.steps_cond, _timesteps(cfg_c), ddpm_allowed=False)
     jobs = plan_jobs(seeds, classes, num_classes, request.num_samples)
-    from ivid.checkpoints import ensure_released_checkpoints
+    from ivid.model_loading import ensure_released_checkpoints
 
     wanted = {"--ckpt_uncond": find_file(request.ckpt_uncond)} if need_u else {}
     if need_c:
@@ -252,7 +252,7 @@ def sampling_devices(device: Optional[str]) -> List[torch.device]:
 
 
 def _load(config: str, ckpt: str, device: torch.device, option: str):
-    from ivid.checkpoints import load_framework
+    from ivid.model_loading import load_framework
 
     try:
         return load_framework(config, ckpt, device)

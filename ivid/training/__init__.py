@@ -6,7 +6,7 @@
 (single process, one process per GPU, or under ``torchrun``).
 """
 
-from .checkpoint import ema_filename, find_latest_step, misc_filename, model_filename, unwrap
+from .checkpoint_files import ema_filename, find_latest_step, misc_filename, model_filename, unwrap
 from .ema import update_ema
 from .mixed_precision import INITIAL_LOG2_LOSS_SCALE, MixedPrecision
 from .trainer import BasicTrainer

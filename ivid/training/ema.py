@@ -42,6 +42,11 @@ class EmaSet:
         for r in self.rates:
             update_ema(self.params[r], source_params, r)
 
+    def reset(self, params: Sequence[torch.Tensor]) -> None:
+        """Restart every EMA from ``params`` (e.g. the weights every rank agreed on at the start)."""
+        for r in self.rates:
+            self.copy_from(r, params)
+
     def copy_from(self, rate: float, tensors: Sequence[torch.Tensor]) -> None:
         """Overwrite the EMA of ``rate`` with ``tensors`` (e.g. loaded from a checkpoint)."""
         with torch.no_grad():

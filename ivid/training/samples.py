@@ -8,19 +8,24 @@ A grid has one column per sample and these rows (each an ``H x W x 3`` uint8 til
 * for super-resolution: ``low-res rgb``, ``low-res depth`` (nearest-upsampled);
 * ``data rgb``, ``data depth``: the dataset's ``x_0`` (the ground truth for the
   conditional and super-resolution models, an example for the others).
+
+:class:`GridSampler` samples them with DDIM from the weights it is given (the trainer's
+EMA or model weights), always from the same batch and noise.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import copy
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ivid.utils.images import colorize_depth, make_grid, pm1_to_uint8
 
-__all__ = ["rgb_tiles", "depth_tiles", "mask_tiles", "sample_rows", "grid_from_rows"]
+__all__ = ["rgb_tiles", "depth_tiles", "mask_tiles", "sample_rows", "grid_from_rows", "GridSampler"]
 
 
 def rgb_tiles(x_pm1: torch.Tensor, mask: Optional[torch.Tensor] = None) -> List[np.ndarray]:
@@ -76,3 +81,41 @@ def grid_from_rows(rows: Sequence[Tuple[str, List[np.ndarray]]]) -> np.ndarray:
     ncol = len(rows[0][1])
     tiles = [tile for _, row in rows for tile in row]
     return make_grid(tiles, nrow=ncol)
+
+
+class GridSampler:
+    """DDIM sample grids of one fixed batch, from the weights given to :meth:`grid`.
+
+    Args:
+        framework: the training framework; sampling uses a shallow copy whose backbone is a
+            private eval-mode copy of ``model`` (made on the first grid).
+        model: the trained backbone (unwrapped from DDP / torch.compile).
+        batch: the fixed data batch on ``device`` (``x_0`` and the conditions of ``kind``).
+        sample_kwargs: further arguments of ``DdimSampler.sample`` (``classes``, ``strength``,
+            conditions) for ``batch``.
+        kind: ``"basic"``, ``"inpaint"`` or ``"superres"`` (:func:`sample_rows`).
+        steps: DDIM steps.
+        seed: seed of the sampling noise (the same for every grid).
+        device: where to sample.
+    """
+
+    def __init__(self, framework: Any, model: nn.Module, batch: Dict[str, Any], sample_kwargs: Dict[str, Any],
+                 kind: str, steps: int, seed: int, device: torch.device):
+        self.framework, self.model, self.batch, self.sample_kwargs = framework, model, batch, sample_kwargs
+        self.kind, self.steps, self.seed, self.device = kind, int(steps), int(seed), device
+        self._sampling_model: Optional[nn.Module] = None
+
+    @torch.no_grad()
+    def grid(self, state_dict: Mapping[str, torch.Tensor]) -> np.ndarray:
+        """Sample the batch with the weights ``state_dict``; returns an ``H x W x 3`` uint8 grid."""
+        from ivid.diffusion import DdimSampler
+
+        if self._sampling_model is None:
+            self._sampling_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self._sampling_model.load_state_dict(state_dict, strict=True)
+        framework = copy.copy(self.framework)
+        framework.backbone = self._sampling_model
+        generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        result = DdimSampler(framework).sample(len(self.batch["x_0"]), steps=self.steps, generator=generator,
+                                               **self.sample_kwargs)
+        return grid_from_rows(sample_rows(result.samples, self.batch, self.kind))

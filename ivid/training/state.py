@@ -1,4 +1,9 @@
-"""Saving, resuming and sample grids of :class:`ivid.training.BasicTrainer` (a mixin).
+"""The state of a training run and its checkpoints: :class:`TrainingState`, a component the trainer owns.
+
+What a checkpoint holds is given to :class:`TrainingState` explicitly: the objects whose state it
+saves and restores in place (backbone, :class:`~.mixed_precision.MixedPrecision`, optimizer,
+:class:`~.ema.EmaSet`) and the run's fixed :class:`RunSettings` at construction, the counters and
+the data position per call. File names and formats: :mod:`.checkpoint_files`.
 
 ``misc_step%07d.pt`` holds (all tensors or plain values, ``weights_only``-loadable):
 ``step``, ``optimizer`` (AdamW state over the float32 masters), ``log2_loss_scale``,
@@ -10,24 +15,26 @@ data stream), ``ema_rates``, ``world_size``, ``seed``, ``fp16_mode`` and
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+from torch import nn
 
-from ivid.checkpoints import CheckpointError, CheckpointNotFoundError
 from ivid.errors import OptionError
+from ivid.model_loading import CheckpointError, CheckpointNotFoundError
 
 from . import distributed as dist
-from .checkpoint import (CheckpointFiles, ModelMismatchError, list_steps, load_file, params_to_state_dict,
-                         save_checkpoint, state_dict_to_params, unwrap)
+from .checkpoint_files import (CheckpointFiles, ModelMismatchError, list_steps, load_file, params_to_state_dict,
+                               save_checkpoint, state_dict_to_params, unwrap)
+from .ema import EmaSet
+from .mixed_precision import MixedPrecision
 from .rng import capture_rng_state, restore_rng_state
-from .samples import grid_from_rows, sample_rows
 
-__all__ = ["TrainerStateMixin", "resolve_ckpt_dir", "config_differences"]
+__all__ = ["TrainingState", "RunSettings", "Resumed", "resolve_ckpt_dir", "config_differences"]
 
 MISC_FORMAT_VERSION = 1
 
@@ -77,48 +84,119 @@ def _read_step(files: CheckpointFiles, rates: Sequence[float]) -> Tuple[Any, Dic
     return model_sd, emas, misc
 
 
-class TrainerStateMixin:
-    """save() / load() / maybe_sample() for the trainers (expects BasicTrainer's attributes)."""
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """The run's fixed settings that a checkpoint records and that a resume is checked against.
+
+    Attributes:
+        seed: base seed of the run (data order, noise).
+        rank, world_size: this process and the number of processes.
+        batch_size_per_gpu: samples per rank per step (with world_size and seed: the data stream).
+        learning_rate, weight_decay: AdamW settings; on resume they win over the checkpoint's.
+        device: where the RNG states of CUDA generators live.
+        config: the resolved config (stored as ``config_json``; None: an empty object).
+    """
+
+    seed: int
+    rank: int
+    world_size: int
+    batch_size_per_gpu: int
+    learning_rate: float
+    weight_decay: float
+    device: torch.device
+    config: Optional[Dict[str, Any]] = None
+
+    def config_json(self) -> str:
+        return json.dumps(self.config if self.config is not None else {})
+
+
+@dataclasses.dataclass(frozen=True)
+class Resumed:
+    """What :meth:`TrainingState.load` read besides the tensors it restored in place.
+
+    Attributes:
+        step: optimizer steps done.
+        skipped_total: steps skipped so far for non-finite gradients.
+        data_position: ``(epoch, batch_in_epoch)`` where the data stream goes on.
+        files: the files that were loaded (model, EMAs, misc).
+        config_changes: ``{dotted key: [old, new]}`` for settings that differ from the checkpoint's.
+    """
+
+    step: int
+    skipped_total: int
+    data_position: Tuple[int, int]
+    files: Tuple[str, ...]
+    config_changes: Dict[str, List[Any]]
+
+
+class TrainingState:
+    """Saves and restores a training run's checkpoints (the trainer owns one).
+
+    Args:
+        ckpt_dir: where :meth:`save` writes (``<output_dir>/ckpts``).
+        backbone: the trained module (wrappers are stripped); gives the state_dict keys and buffers.
+        mp: mixed precision: its float32 masters are the saved model weights; loss scale, fp16 mode.
+        optimizer: AdamW over the masters.
+        ema: one EMA per rate (``ema_<rate>_step*.pt``).
+        settings: the run's :class:`RunSettings`.
+
+    :meth:`load` restores ``backbone``, ``mp``, ``optimizer``, ``ema`` and the global RNG states in
+    place and returns the counters (:class:`Resumed`); :meth:`save` takes the counters and the data
+    stream position per call. Both are collective under DDP (every rank calls them).
+    """
+
+    def __init__(self, ckpt_dir: str, backbone: nn.Module, mp: MixedPrecision, optimizer: torch.optim.Optimizer,
+                 ema: EmaSet, settings: RunSettings):
+        self.ckpt_dir = ckpt_dir
+        self.backbone, self.mp, self.optimizer, self.ema = backbone, mp, optimizer, ema
+        self.settings = settings
 
     # -- save ------------------------------------------------------------------------------
     def _gather_rng_states(self) -> List[Dict[str, torch.Tensor]]:
-        local = capture_rng_state(self.device)
-        if self.world_size == 1:
+        device, world_size = self.settings.device, self.settings.world_size
+        local = capture_rng_state(device)
+        if world_size == 1:
             return [local]
-        per_rank: List[Dict[str, torch.Tensor]] = [{} for _ in range(self.world_size)]
+        per_rank: List[Dict[str, torch.Tensor]] = [{} for _ in range(world_size)]
         for key, value in local.items():
             dtype = value.dtype
-            parts = dist.all_gather_tensors(value.to(self.device))
+            parts = dist.all_gather_tensors(value.to(device))
             for r, part in enumerate(parts):
                 per_rank[r][key] = part.to(dtype)
         return per_rank
 
-    def misc_state(self) -> Dict[str, Any]:
-        """The ``misc`` checkpoint dict (collective: every rank must call it)."""
+    def misc_state(self, step: int, skipped_total: int, data_state: Mapping[str, int]) -> Dict[str, Any]:
+        """The ``misc`` checkpoint dict (collective: every rank must call it).
+
+        Args:
+            step: optimizer steps done.
+            skipped_total: steps skipped so far.
+            data_state: the data stream position (``BatchStream.state_dict()``).
+        """
+        s = self.settings
         return {
-            "format_version": MISC_FORMAT_VERSION, "step": int(self.step),
+            "format_version": MISC_FORMAT_VERSION, "step": int(step),
             "optimizer": self.optimizer.state_dict(),
             "log2_loss_scale": float(self.mp.log2_scale), "loss_scale": float(2.0 ** self.mp.log2_scale),
-            "fp16_mode": self.mp.mode, "skipped_steps_total": int(self.skipped_total),
-            "rng_states": self._gather_rng_states(), "data": self.stream.state_dict(),
-            "ema_rates": list(self.ema.rates), "world_size": int(self.world_size), "seed": int(self.seed),
-            "config_json": self.config_json(),
+            "fp16_mode": self.mp.mode, "skipped_steps_total": int(skipped_total),
+            "rng_states": self._gather_rng_states(), "data": dict(data_state),
+            "ema_rates": list(self.ema.rates), "world_size": int(s.world_size), "seed": int(s.seed),
+            "config_json": s.config_json(),
         }
 
-    def save(self) -> List[str]:
-        """Write the checkpoint of the current step (rank 0 writes; every rank must call)."""
-        misc = self.misc_state()
+    def save(self, step: int, skipped_total: int, data_state: Mapping[str, int]) -> List[str]:
+        """Write the checkpoint of ``step`` (rank 0 writes; every rank must call); return the paths."""
+        misc = self.misc_state(step, skipped_total, data_state)
         paths: List[str] = []
         if dist.is_main():
             model_sd = params_to_state_dict(self.backbone, self.mp.master_params)
             ema_sds = {r: params_to_state_dict(self.backbone, self.ema.params[r]) for r in self.ema.rates}
-            paths = save_checkpoint(os.path.join(self.output_dir, "ckpts"), self.step, model_sd, ema_sds, misc)
+            paths = save_checkpoint(self.ckpt_dir, step, model_sd, ema_sds, misc)
         dist.barrier()
-        self._last_saved = self.step
         return paths
 
     # -- load ------------------------------------------------------------------------------
-    def load(self, load_dir: str, ckpt: Optional[Any] = None) -> bool:
+    def load(self, load_dir: str, ckpt: Optional[Any] = None) -> Resumed:
         """Resume from ``load_dir`` (a run folder or its ``ckpts``); ``ckpt`` = step or latest.
 
         With ``latest``, a checkpoint whose files cannot be read (e.g. truncated by a crash or a
@@ -165,57 +243,62 @@ class TrainerStateMixin:
                 warnings.warn(f"{path} not found: EMA {rate} restarts from the model weights")
                 self.ema.copy_from(rate, params)
         loaded.append(files.misc)
-        self._load_misc(misc, files.misc)
-        self.loaded_files = tuple(loaded)
-        dist.print0(f"resumed from step {self.step}: loaded " + ", ".join(loaded))
-        return True
+        resumed = self._load_misc(misc, files.misc, tuple(loaded))
+        dist.print0(f"resumed from step {resumed.step}: loaded " + ", ".join(loaded))
+        return resumed
 
-    def _load_misc(self, misc: Dict[str, Any], source: str) -> None:
+    def _load_misc(self, misc: Dict[str, Any], source: str, files: Tuple[str, ...]) -> Resumed:
+        s = self.settings
         try:
             self.optimizer.load_state_dict(misc["optimizer"])
         except (KeyError, ValueError) as e:
             raise ModelMismatchError(f"{source}: optimizer state does not match this model/config ({e})") from None
         for group in self.optimizer.param_groups:  # the config's values win over the checkpoint's
-            group["lr"], group["weight_decay"] = self.learning_rate, self.weight_decay
+            group["lr"], group["weight_decay"] = s.learning_rate, s.weight_decay
         self.mp.load_state_dict(misc)
-        self.step = int(misc["step"])
-        self.skipped_total = int(misc.get("skipped_steps_total", 0))
-        self._check_config(misc.get("config_json"), source)
+        step = int(misc["step"])
+        skipped_total = int(misc.get("skipped_steps_total", 0))
+        config_changes = self._check_config(misc.get("config_json"), source)
         self._restore_rng(misc.get("rng_states") or [], int(misc.get("world_size", 1)))
-        self._data_position = self._data_position_from(misc.get("data") or {}, source)
+        data_position = self._data_position_from(misc.get("data") or {}, source)
+        return Resumed(step, skipped_total, data_position, files, config_changes)
 
-    def _check_config(self, config_json: Optional[str], source: str) -> None:
-        """Warn about, and keep in :attr:`config_changes`, every setting that differs from the checkpoint's.
+    def _check_config(self, config_json: Optional[str], source: str) -> Dict[str, List[Any]]:
+        """Warn about, and return, every setting that differs from the checkpoint's.
 
-        ``trainer.args.max_steps`` is recorded but not warned about: raising it is how a finished
+        ``trainer.args.max_steps`` is returned but not warned about: raising it is how a finished
         run is extended.
         """
-        if not config_json or self.config is None:
-            return
+        config = self.settings.config
+        if not config_json or config is None:
+            return {}
         try:
             old = json.loads(config_json)
         except ValueError:
             warnings.warn(f"{source}: its config_json is unreadable; changed settings cannot be checked")
-            return
-        self.config_changes = config_differences(old, self.config)
-        changed = [f"{key} {old_new[0]!r} -> {old_new[1]!r}" for key, old_new in self.config_changes.items()
+            return {}
+        changes = config_differences(old, config)
+        changed = [f"{key} {old_new[0]!r} -> {old_new[1]!r}" for key, old_new in changes.items()
                    if key != "trainer.args.max_steps"]
         if changed:
             warnings.warn(f"resuming {source} with changed settings: {'; '.join(changed)} "
                           "(recorded in log.jsonl as the resume event's config_changes)")
+        return changes
 
     def _restore_rng(self, states: List[Dict[str, torch.Tensor]], saved_world: int) -> None:
+        s = self.settings
         if not states:
             return
-        if saved_world != self.world_size:
-            warnings.warn(f"checkpoint was written by {saved_world} ranks, resuming with {self.world_size}: "
+        if saved_world != s.world_size:
+            warnings.warn(f"checkpoint was written by {saved_world} ranks, resuming with {s.world_size}: "
                           "global RNG states are reused modulo the old world size")
-        restore_rng_state(states[self.rank % len(states)], self.device)
+        restore_rng_state(states[s.rank % len(states)], s.device)
 
     def _data_position_from(self, data: Dict[str, Any], source: str) -> Tuple[int, int]:
+        s = self.settings
         epoch, batch = int(data.get("epoch", 0)), int(data.get("batch_in_epoch", 0))
-        same = (int(data.get("batch_size", -1)) == self.batch_size_per_gpu
-                and int(data.get("world_size", -1)) == self.world_size and int(data.get("seed", -1)) == self.seed)
+        same = (int(data.get("batch_size", -1)) == s.batch_size_per_gpu
+                and int(data.get("world_size", -1)) == s.world_size and int(data.get("seed", -1)) == s.seed)
         if same:
             return epoch, batch
         if batch:
@@ -223,47 +306,3 @@ class TrainerStateMixin:
                           f"the beginning of epoch {epoch + 1}")
             return epoch + 1, 0
         return epoch, 0
-
-    # -- sample grids ----------------------------------------------------------------------
-    def _sample_backbone(self) -> torch.nn.Module:
-        params = self.ema.params[self.ema.rates[0]] if (self.sample_with == "ema" and self.ema.rates) \
-            else self.mp.master_params
-        if getattr(self, "_sampling_model", None) is None:
-            self._sampling_model = copy.deepcopy(unwrap(self.backbone)).eval().requires_grad_(False)
-        self._sampling_model.load_state_dict(params_to_state_dict(self.backbone, params), strict=True)
-        return self._sampling_model
-
-    def sample_kwargs(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        """Arguments of ``DdimSampler.sample`` for the grid (classes, guidance, conditions)."""
-        kwargs = dict(self.sample_cond(batch))
-        backbone = unwrap(self.backbone)
-        if getattr(backbone, "num_classes", None) is not None and "classes" in batch:
-            kwargs["classes"] = batch["classes"]
-            if hasattr(self.framework, "p_uncond"):
-                kwargs["strength"] = self.sample_guidance
-        return kwargs
-
-    @torch.no_grad()
-    def make_sample_grid(self) -> Any:
-        """Sample the grid batch with DDIM (``sample_steps``); returns an ``H x W x 3`` uint8 array."""
-        from ivid.diffusion import DdimSampler
-
-        batch = self.sample_batch
-        framework = copy.copy(self.framework)
-        framework.backbone = self._sample_backbone()
-        generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        result = DdimSampler(framework).sample(len(batch["x_0"]), steps=self.sample_steps, generator=generator,
-                                               **self.sample_kwargs(batch))
-        return grid_from_rows(sample_rows(result.samples, batch, self.SAMPLE_KIND))
-
-    def maybe_sample(self, at_start: bool = False) -> Optional[str]:
-        """Write ``samples/step%07d.png`` on rank 0 (skipped at start when that file exists)."""
-        from ivid.utils.images import save_png
-
-        if not dist.is_main() or self.sample_batch is None:
-            return None
-        path = os.path.join(self.output_dir, "samples", f"step{self.step:07d}.png")
-        if at_start and os.path.exists(path):
-            return None
-        save_png(path, self.make_sample_grid())
-        return path

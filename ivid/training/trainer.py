@@ -13,31 +13,31 @@ Every ``i_log`` steps a JSON line goes to ``<output_dir>/log.jsonl``; every
 ``i_sample`` steps (and at start) a DDIM sample grid goes to
 ``<output_dir>/samples/``; every ``i_save`` steps (and at the end, and on
 SIGTERM/SIGINT) a checkpoint goes to ``<output_dir>/ckpts/`` (see
-:mod:`.checkpoint`). Rank 0 alone writes files.
+:mod:`.checkpoint_files`, :mod:`.state`). Rank 0 alone writes files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import os
 import time
-from typing import Any, Dict, List, Literal, Optional, Sequence, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import distributed as dist
-from .checkpoint import unwrap
+from .checkpoint_files import params_to_state_dict, unwrap
 from .data_loop import BatchStream, epoch_permutation
 from .ema import EmaSet
 from .mixed_precision import MixedPrecision, normalize_fp16_mode
 from .run_dir import JsonlLog, append_line, command_line, environment_line, parameter_summary, write_json
+from .samples import GridSampler
 from .signals import GracefulStop
-from .state import TrainerStateMixin
+from .state import RunSettings, TrainingState
 
 __all__ = ["BasicTrainer"]
 
@@ -79,7 +79,7 @@ class _StatsWindow:
         self.data_time += data_time
 
 
-class BasicTrainer(TrainerStateMixin):
+class BasicTrainer:
     """Train ``framework.backbone`` on ``dataset`` (docs/design.md#training).
 
     Config args (``trainer.args``):
@@ -113,6 +113,10 @@ class BasicTrainer(TrainerStateMixin):
     Runtime args (not in JSON): framework, dataset, output_dir, device, config (the
     resolved config dict stored in checkpoints), load_dir / ckpt (resume), command
     (for ``command.txt``), show_progress (tqdm bar on rank 0).
+
+    Components it owns: ``training_state`` (:class:`~.state.TrainingState`: checkpoints and
+    resume), ``mp`` (mixed precision and the float32 masters), ``optimizer``, ``ema``,
+    ``stream`` (the data), ``grids`` (:class:`~.samples.GridSampler`, rank 0, or None).
     """
 
     RUNTIME_ARGS = ("framework", "dataset", "output_dir", "device", "config", "load_dir", "ckpt", "command",
@@ -150,17 +154,29 @@ class BasicTrainer(TrainerStateMixin):
         self.batch_size_per_gpu = self._per_gpu_batch(batch_size, batch_size_per_gpu)
         self.num_workers = self._default_workers() if num_workers is None else int(num_workers)
         self._build_model(fp16_mode, fp16_scale_growth, ema_rate)
+        self.training_state = TrainingState(
+            os.path.join(self.output_dir, "ckpts"), self.backbone, self.mp, self.optimizer, self.ema,
+            RunSettings(self.seed, self.rank, self.world_size, self.batch_size_per_gpu, self.learning_rate,
+                        self.weight_decay, self.device, self.config))
         self.step, self.skipped_total, self._last_saved = 0, 0, -1
-        self._data_position = (0, 0)
+        data_position = (0, 0)
+        self.loaded_files: Tuple[str, ...] = ()
         self.config_changes: Dict[str, Any] = {}  # resumed with other settings: {dotted key: [old, new]}
-        self._resumed = self.load(load_dir, ckpt) if load_dir else False
-        if not self._resumed:
+        self._resumed = bool(load_dir)
+        if load_dir:
+            resumed = self.training_state.load(load_dir, ckpt)
+            self.step, self.skipped_total, data_position = resumed.step, resumed.skipped_total, resumed.data_position
+            self.loaded_files, self.config_changes = resumed.files, resumed.config_changes
+        else:
             self.init_weights()
         self._sync_across_ranks(fresh=not self._resumed)
         self._wrap_for_training()
         self.sample_batch = self._make_sample_batch()
+        self.grids = None if self.sample_batch is None else GridSampler(
+            self.framework, unwrap(self.backbone), self.sample_batch, self.sample_kwargs(self.sample_batch),
+            self.SAMPLE_KIND, self.sample_steps, self.seed, self.device)
         self.stream = BatchStream(dataset, self.batch_size_per_gpu, self.rank, self.world_size, self.seed,
-                                  self.num_workers, *self._data_position, pin_memory=self.device.type == "cuda")
+                                  self.num_workers, *data_position, pin_memory=self.device.type == "cuda")
 
     # -- construction helpers --------------------------------------------------------------
     def _check_args(self, fp16_mode: Optional[str]) -> None:
@@ -218,7 +234,7 @@ class BasicTrainer(TrainerStateMixin):
         dist.broadcast_tensors(self.mp.master_params + buffers)
         self.mp.copy_master_to_model()
         if fresh:
-            self.ema = EmaSet(self.mp.master_params, self.ema.rates)
+            self.ema.reset(self.mp.master_params)
         dist.check_params_in_sync(self.mp.master_params, "parameters at start")
 
     def _wrap_for_training(self) -> None:
@@ -242,16 +258,17 @@ class BasicTrainer(TrainerStateMixin):
 
     # -- batches ---------------------------------------------------------------------------
     def prepare_batch(self, batch: Dict[str, Any], record_failures: bool = True) -> Dict[str, Any]:
-        """Move a collated batch to the device, collect load-failure reports, build on-device warps."""
-        from ivid.data import pop_failures
+        """Move a collated batch to the device, collect load-failure reports, and complete it there when
+        the dataset leaves that to the device (:class:`ivid.data.DeviceBatchDataset`, e.g. warp pairs)."""
+        from ivid.data import builds_batch_on_device, pop_failures
 
         failures = pop_failures(batch)
         if record_failures:
             self.failures.add(failures)
         batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                  for k, v in batch.items()}
-        if getattr(self.dataset, "warp_on_device", False):
-            batch = self.dataset.build_warp_batch(batch, self.device)
+        if builds_batch_on_device(self.dataset):
+            batch = self.dataset.build_device_batch(batch, self.device)
         return batch
 
     def loss_inputs(self, batch: Dict[str, Any]) -> Dict[str, Any]:
@@ -264,6 +281,36 @@ class BasicTrainer(TrainerStateMixin):
     def sample_cond(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         """Keyword arguments of ``sampler.sample`` besides ``classes`` (conditions of the variants)."""
         return {}
+
+    def sample_kwargs(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        """Arguments of ``DdimSampler.sample`` for the grid (classes, guidance, conditions)."""
+        kwargs = dict(self.sample_cond(batch))
+        if getattr(unwrap(self.backbone), "num_classes", None) is not None and "classes" in batch:
+            kwargs["classes"] = batch["classes"]
+            if hasattr(self.framework, "p_uncond"):
+                kwargs["strength"] = self.sample_guidance
+        return kwargs
+
+    # -- checkpoints and sample grids --------------------------------------------------------
+    def save(self) -> List[str]:
+        """Write the checkpoint of the current step (rank 0 writes; every rank must call)."""
+        paths = self.training_state.save(self.step, self.skipped_total, self.stream.state_dict())
+        self._last_saved = self.step
+        return paths
+
+    def maybe_sample(self, at_start: bool = False) -> Optional[str]:
+        """Write ``samples/step%07d.png`` on rank 0 (skipped at start when that file exists)."""
+        from ivid.utils.images import save_png
+
+        if not dist.is_main() or self.grids is None:
+            return None
+        path = os.path.join(self.output_dir, "samples", f"step{self.step:07d}.png")
+        if at_start and os.path.exists(path):
+            return None
+        params = self.ema.params[self.ema.rates[0]] if (self.sample_with == "ema" and self.ema.rates) \
+            else self.mp.master_params
+        save_png(path, self.grids.grid(params_to_state_dict(self.backbone, params)))
+        return path
 
     # -- one step --------------------------------------------------------------------------
     def run_step(self, batch: Dict[str, Any]) -> Dict[str, Any]:
@@ -412,6 +459,3 @@ class BasicTrainer(TrainerStateMixin):
         if self.mp.mode == self.mp.requested_mode:
             return self.mp.mode
         return f"{self.mp.mode} ({self.mp.requested_mode} asked for, but the backbone has no float16 parameter)"
-
-    def config_json(self) -> str:
-        return json.dumps(self.config if self.config is not None else {})

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import distributed as dist
-from .checkpoint import load_file, state_dict_to_params, strip_prefixes, unwrap
+from .checkpoint_files import load_file, state_dict_to_params, strip_prefixes, unwrap
 from .condition_usage import condition_usage
 from .trainer import BasicTrainer
 
@@ -75,7 +75,7 @@ def _resolve_path(path: str) -> str:
     if os.path.isfile(path):
         return path
     try:
-        from ivid.checkpoints import resolve_checkpoint
+        from ivid.model_loading import resolve_checkpoint
     except ImportError:
         raise FileNotFoundError(f"trainer.args.finetune_ckpt: {path} not found") from None
     return str(resolve_checkpoint(path))

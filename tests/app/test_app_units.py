@@ -28,7 +28,7 @@ def test_imagenet_classes_are_the_sorted_wnids_of_timm_with_torchvision_names():
 
 
 def test_class_names_per_dataset():
-    from ivid.data.toy import KINDS
+    from ivid.toy import KINDS
 
     assert classes.class_names(10, "toy") == list(KINDS)
     twelve = classes.class_names(12, "toy")

@@ -56,7 +56,7 @@ def eval_tool():
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory) -> pathlib.Path:
     """16 toy images (32x32, ImageNet layout, 4 classes) with exact depths."""
-    from ivid.data.toy import generate_dataset
+    from ivid.toy import generate_dataset
 
     root = tmp_path_factory.mktemp("toy")
     generate_dataset(str(root), 16, 32, "imagenet", 4, 0, 1, 1)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from ivid.data.toy import generate_dataset
+from ivid.toy import generate_dataset
 
 TOY_SIZE = 32
 #: the dataset arguments of the released configs (the constructors' defaults are the reference's:

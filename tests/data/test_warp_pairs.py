@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from ivid.data import FAILURES_KEY, SEED_KEY, ImageNetWarp, SingleCategoryWarp
+from ivid.data import (FAILURES_KEY, SEED_KEY, DeviceBatchDataset, ImageNet, ImageNetWarp, SingleCategoryWarp,
+                       builds_batch_on_device)
 from ivid.data.augment import AUGMENTS, gaussian_blur3
 from ivid.data.warp_pairs import WarpDraw, build_warp_pair, draw_warp, sample_generator
 
@@ -127,7 +128,7 @@ def _compare_with_worker_path(toy_imagenet, device):
     sample = on_device[0]
     assert set(sample) == {"x_0", SEED_KEY, "classes", FAILURES_KEY}
     batch = torch.utils.data.default_collate([on_device[i] for i in indices])
-    out = on_device.build_warp_batch(batch, device=device)
+    out = on_device.build_device_batch(batch, device=device)
     assert out["y"].device.type == torch.device(device).type and out["classes"].device == out["y"].device
     reference = torch.utils.data.default_collate([workers[i] for i in indices])
     torch.testing.assert_close(out["pose"].cpu(), reference["pose"], rtol=0, atol=0)
@@ -147,10 +148,22 @@ def test_device_batch_equals_worker_samples_cuda(toy_imagenet):
     _compare_with_worker_path(toy_imagenet, "cuda")
 
 
-def test_build_warp_batch_needs_seeds(toy_imagenet):
+def test_only_warp_on_device_datasets_leave_batches_to_the_device(toy_imagenet):
+    """Every dataset declares it (DeviceBatchDataset); the trainer builds on the device only where it says so."""
+    plain = ImageNet(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
+    worker = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
+    device = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, warp_on_device=True, **RELEASED)
+    assert all(isinstance(ds, DeviceBatchDataset) for ds in (plain, worker, device))
+    assert [builds_batch_on_device(ds) for ds in (plain, worker, device)] == [False, False, True]
+    assert not builds_batch_on_device([{"x_0": torch.zeros(4, 2, 2)}])  # a dataset without the interface
+    batch = {"x_0": torch.zeros(1, 4, TOY_SIZE, TOY_SIZE)}
+    assert plain.build_device_batch(batch) is batch
+
+
+def test_build_device_batch_needs_seeds(toy_imagenet):
     ds = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, **RELEASED)
     with pytest.raises(KeyError, match="warp_on_device=True"):
-        ds.build_warp_batch({"x_0": torch.zeros(1, 4, TOY_SIZE, TOY_SIZE)})
+        ds.build_device_batch({"x_0": torch.zeros(1, 4, TOY_SIZE, TOY_SIZE)})
 
 
 # -- WarpSettings: the tunable constants (camera spread, depth-edge tolerances, erosion) -------------
@@ -205,7 +218,7 @@ def test_mask_rgb_only_with_the_erode_rgb_augment(toy_imagenet):
     batch = torch.utils.data.default_collate([ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["blur"],
                                                            warp_on_device=True, **RELEASED)[i] for i in (0, 1)])
     out = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["blur"], warp_on_device=True,
-                       **RELEASED).build_warp_batch(batch)
+                       **RELEASED).build_device_batch(batch)
     assert "mask_rgb" not in out and out["mask"].shape == (2, 1, TOY_SIZE, TOY_SIZE)
     with_erode = ImageNetWarp(str(toy_imagenet), image_size=TOY_SIZE, augments=["erode_rgb"], **RELEASED)[1]
     assert with_erode["mask_rgb"].shape == (1, TOY_SIZE, TOY_SIZE)

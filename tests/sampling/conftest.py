@@ -38,7 +38,7 @@ def tiny_models(tmp_path_factory, repo_root):
 
 @pytest.fixture(scope="session")
 def tiny_frameworks(tiny_models):
-    from ivid.checkpoints import load_framework
+    from ivid.model_loading import load_framework
 
     g_u = load_framework(tiny_models["config_uncond"], tiny_models["ckpt_uncond"], "cpu")
     g_c = load_framework(tiny_models["config_cond"], tiny_models["ckpt_cond"], "cpu")

@@ -32,3 +32,14 @@ def test_ema_set_keeps_one_copy_per_rate():
 def test_ema_rate_out_of_range_is_an_error():
     with pytest.raises(ValueError, match="ema_rate"):
         EmaSet([torch.zeros(1)], [1.5])
+
+
+def test_reset_restarts_every_rate_in_place():
+    params = [torch.nn.Parameter(torch.ones(2))]
+    ema = EmaSet(params, [0.5, 0.9])
+    ema.update([torch.full((2,), 3.0)])
+    kept = [ema.params[r][0] for r in ema.rates]
+    ema.reset([torch.full((2,), -1.0)])
+    for rate, tensor in zip(ema.rates, kept):
+        assert ema.params[rate][0] is tensor  # the same tensors: holders of the EmaSet see the reset
+        assert torch.equal(tensor, torch.full((2,), -1.0))

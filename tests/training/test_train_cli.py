@@ -172,7 +172,7 @@ def test_num_classes_auto_takes_the_datasets_class_count(toy_data, tmp_path, tra
     assert json.loads((run / "config.json").read_text())["backbone"]["args"]["num_classes"] == 4
     state = torch.load(run / "ckpts" / "model_step0000001.pt", map_location="cpu", weights_only=True)
     assert state["label_emb.weight"].shape[0] == 4
-    from ivid.checkpoints import load_framework
+    from ivid.model_loading import load_framework
 
     framework = load_framework(path, run / "ckpts" / "model_step0000001.pt", "cpu")  # "auto" from the checkpoint
     assert framework.backbone.num_classes == 4

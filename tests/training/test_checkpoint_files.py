@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from ivid.config import build
-from ivid.training.checkpoint import (ema_filename, find_latest_step, list_steps, misc_filename, model_filename,
-                                      strip_prefixes, unwrap)
+from ivid.training.checkpoint_files import (ema_filename, find_latest_step, list_steps, misc_filename,
+                                            model_filename, strip_prefixes, unwrap)
 
 
 def test_reference_file_names():

@@ -155,11 +155,11 @@ def load_file(path: str) -> Any:
     """``torch.load`` without pickles; a clear error when the file is missing or unreadable.
 
     Raises:
-        ivid.checkpoints.CheckpointNotFoundError (a FileNotFoundError): no such file.
-        ivid.checkpoints.CheckpointError: empty, truncated, foreign or pickled-object file
+        ivid.model_loading.CheckpointNotFoundError (a FileNotFoundError): no such file.
+        ivid.model_loading.CheckpointError: empty, truncated, foreign or pickled-object file
             (the message names the file and the reason).
     """
-    from ivid.checkpoints import safe_torch_load
+    from ivid.model_loading import safe_torch_load
 
     return safe_torch_load(path)
 

@@ -15,7 +15,7 @@ S = 32
 
 
 def _load_cli():
-    path = os.path.join(os.path.dirname(__file__), "..", "inference", "render.py")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "inference", "render.py")
     spec = importlib.util.spec_from_file_location("render_cli", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

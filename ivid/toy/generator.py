@@ -2,7 +2,7 @@
 
 Each image is a small scene - a main object of a class-specific kind, a few
 props, a textured ground plane and a backdrop wall - ray-cast analytically
-(:mod:`ivid.data.toy_render`) by an IVID orbit camera on the unit sphere (fov 45)
+(:mod:`ivid.toy.raycast`) by an IVID orbit camera on the unit sphere (fov 45)
 looking at the origin from a small pitch (``CAMERA_PITCH_RANGE``, so tops of
 objects show); the image is what the canonical view of that scene looks like.
 The main object sits near the origin, i.e. at depth ~1, so the unit-sphere
@@ -35,12 +35,12 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ivid.data.index import INDEX_NAME, build_index, write_index
+from ivid.data.preprocess import DISPARITY_SCALE
 from ivid.utils.images import save_png
 from ivid.utils.io import atomic_save_npz, atomic_write
 
-from .index import build_index, write_index, INDEX_NAME
-from .preprocess import DISPARITY_SCALE
-from .toy_render import Box, Cylinder, Ellipsoid, Material, Plane, Scene, render_scene
+from .raycast import Box, Cylinder, Ellipsoid, Material, Plane, Scene, render_scene
 
 KINDS = ("ball", "crate", "snowman", "pillar", "tower", "table", "mushroom", "cluster", "figure", "pair")
 #: main pattern of each kind (classes beyond len(KINDS) cycle through PATTERN_VARIANTS)
@@ -311,7 +311,7 @@ def generate_dataset(output_dir: str, num_images: int, image_size: int, layout: 
     bar.close()
     classes = ({wnid(k): "%s (hue %.2f, %s)" % class_theme(k) for k in range(num_classes)}
                if layout == "imagenet" else {})
-    info = {"generator": "ivid.data.toy", "seed": seed, "num_images": num_images, "image_size": image_size,
+    info = {"generator": "ivid.toy", "seed": seed, "num_images": num_images, "image_size": image_size,
             "layout": layout, "ssaa": ssaa, "classes": classes,
             "depth_format": "arr_0 = float16(6250 / linear_depth)"}
     with atomic_write(os.path.join(output_dir, "toy_info.json"), "w") as f:

@@ -19,7 +19,7 @@ from PIL import Image
 from ivid.geometry import viewset
 from ivid.scene import load_scene
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 S = 8
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ivid.depth import MidasCheckpointError, MidasDepth, map_checkpoint_key
-from ivid.depth.checkpoint import convert_checkpoint
+from ivid.depth.official_weights import convert_checkpoint
 
 
 @pytest.fixture(scope="module")

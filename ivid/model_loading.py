@@ -1,4 +1,7 @@
-"""Backbone checkpoints: safe loading, strict matching with clear errors, download of the released files.
+"""Models from weight files: safe reading, strict matching with clear errors, download of the released files.
+
+:func:`load_framework` turns a config and a checkpoint into a framework ready to sample (sampling,
+the app, the benchmarks); the trainer reads its own run files with :func:`safe_torch_load`.
 
 A checkpoint is a bare state_dict of the backbone (a dict of tensors, no
 wrapper keys), as the reference releases (``imagenet128_uncond.pt``,

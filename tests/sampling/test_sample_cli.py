@@ -14,7 +14,7 @@ from PIL import Image
 
 from ivid.scene import load_scene
 
-HERE = pathlib.Path(__file__).resolve().parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 S = 32
 FAST = ["--steps_uncond", "3", "--steps_cond", "2", "--device", "cpu", "--no_progress"]
 
@@ -26,19 +26,13 @@ def _load(path, name):
     return module
 
 
-cli = _load(HERE.parent / "inference" / "sample.py", "sample_cli")
-tiny = _load(HERE / "sampling" / "conftest.py", "sampling_conftest")
+cli = _load(ROOT / "inference" / "sample.py", "sample_cli")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """Random-weight checkpoints of configs/tiny_*.json (32x32) as CLI arguments."""
-    folder = tmp_path_factory.mktemp("ckpts")
-    paths = {"config_uncond": str(HERE.parent / tiny.TINY_UNCOND), "config_cond": str(HERE.parent / tiny.TINY_COND),
-             "ckpt_uncond": str(folder / "uncond.pt"), "ckpt_cond": str(folder / "cond.pt")}
-    torch.save(tiny.random_state_dict(paths["config_uncond"], 1), paths["ckpt_uncond"])
-    torch.save(tiny.random_state_dict(paths["config_cond"], 2), paths["ckpt_cond"])
-    return [arg for key, value in paths.items() for arg in (f"--{key}", value)]
+def models(tiny_models):
+    """Random-weight checkpoints of configs/tiny_*.json (32x32, ``tiny_models``) as CLI arguments."""
+    return [arg for key, value in tiny_models.items() for arg in (f"--{key}", value)]
 
 
 def run(models, out, *extra):
@@ -256,7 +250,7 @@ def test_preset_defaults_apply_unless_given(models, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_subprocess_run(models, tmp_path):
-    cmd = [sys.executable, str(HERE.parent / "inference" / "sample.py"), *models, *FAST,
+    cmd = [sys.executable, str(ROOT / "inference" / "sample.py"), *models, *FAST,
            "--viewset", "uncond", "--seeds", "4", "--output_dir", str(tmp_path)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

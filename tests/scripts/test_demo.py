@@ -18,7 +18,7 @@ from ivid.geometry import viewset
 from ivid.sampling.presets import PRESETS
 from ivid.scene import load_scene
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "ckpts" / "demo"
 CONFIGS = {"uncond": ROOT / "configs" / "demo_uncond.json", "cond": ROOT / "configs" / "demo_cond.json"}
 CKPTS = {"uncond": DEMO / "uncond.pt", "cond": DEMO / "cond.pt"}
@@ -49,7 +49,7 @@ def test_demo_configs_are_a_matching_pair():
 
 @pytest.mark.parametrize("kind", ["uncond", "cond"])
 def test_demo_weights_are_small_and_load_strictly(kind):
-    from ivid.checkpoints import load_framework
+    from ivid.model_loading import load_framework
 
     assert CKPTS[kind].stat().st_size < 8 * 2 ** 20, "demo weights should stay a few MB"
     state = torch.load(CKPTS[kind], map_location="cpu", weights_only=True)

@@ -1,4 +1,4 @@
-"""ivid.checkpoints: safe loading, strict matching with clear errors, download fallback messages."""
+"""ivid.model_loading: safe loading, strict matching with clear errors, download fallback messages."""
 
 import json
 import os
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from ivid import checkpoints
-from ivid.checkpoints import (CheckpointError, CheckpointNotFoundError, load_backbone_weights, load_framework,
-                              load_state_dict_file, resolve_checkpoint)
+from ivid import model_loading
 from ivid.diffusion import InpaintCFG
+from ivid.model_loading import (CheckpointError, CheckpointNotFoundError, load_backbone_weights, load_framework,
+                                load_state_dict_file, resolve_checkpoint)
 from ivid.models import AdmUnet2d
 
 TINY = dict(image_size=16, in_channels=4, model_channels=8, out_channels=4, num_res_blocks=1,
@@ -93,7 +93,7 @@ def test_resolve_existing_and_unknown(tmp_path, tiny_ckpt):
 def test_offline_download_error_says_what_to_fetch(tmp_path, monkeypatch):
     import huggingface_hub
 
-    monkeypatch.setattr(checkpoints, "hub_reachable", lambda timeout=None: (True, ""))
+    monkeypatch.setattr(model_loading, "hub_reachable", lambda timeout=None: (True, ""))
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
@@ -110,7 +110,7 @@ def test_offline_download_error_says_what_to_fetch(tmp_path, monkeypatch):
 def test_download_moves_file_into_place(tmp_path, monkeypatch):
     import huggingface_hub
 
-    monkeypatch.setattr(checkpoints, "hub_reachable", lambda timeout=None: (True, ""))
+    monkeypatch.setattr(model_loading, "hub_reachable", lambda timeout=None: (True, ""))
     def fake_download(repo_id, filename, local_dir):
         assert repo_id == "JeffreyXiang/ivid"
         path = os.path.join(local_dir, filename)
@@ -144,4 +144,4 @@ def test_load_framework_config_mismatch_names_both(configs_dir, fixtures_dir):
 
 
 def test_released_table():
-    assert set(checkpoints.RELEASED_CHECKPOINTS) == {"imagenet128_uncond.pt", "imagenet128_cond.pt"}
+    assert set(model_loading.RELEASED_CHECKPOINTS) == {"imagenet128_uncond.pt", "imagenet128_cond.pt"}
