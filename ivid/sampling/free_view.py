@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ivid.errors import OptionError
+from ivid.geometry.viewsets import TRAJECTORIES as NAMED_TRAJECTORIES
 from ivid.utils.device import resolve_device
 from ivid.utils.images import save_png
 from ivid.utils.io import remove_orphan_temps, temp_path
@@ -38,7 +39,8 @@ from .presets import resolve_request, setting
 
 __all__ = ["RenderRequest", "TRAJECTORIES", "find_scenes", "run_render"]
 
-TRAJECTORIES = ("swing", "random", "360", "none")
+#: ``--traj`` choices: the named trajectories, or ``none`` (no rendering, e.g. export only)
+TRAJECTORIES = (*NAMED_TRAJECTORIES, "none")
 EXPORTS = ("ply", "glb")
 
 
@@ -185,6 +187,9 @@ def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str
 
 def run_render(request: RenderRequest, on_frame: Optional[Callable[[int, int], None]] = None) -> List[str]:
     """Render every scene of ``request.scene_dir``; returns the files written.
+
+    Fields of ``request`` left at None are resolved against its preset first
+    (:func:`ivid.sampling.presets.resolve_request`).
 
     ``on_frame(done, total)``, when given, is called after each rendered video frame of each
     scene (``done`` counts from 1 per scene); an exception it raises stops the render (a UI's cancel).

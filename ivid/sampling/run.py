@@ -2,12 +2,12 @@
 
 :class:`SampleRequest` holds every option of the CLI; a field left at None takes the
 ``preset``'s value or the reference default (SPEC §9), resolved by
-:func:`ivid.sampling.presets.resolve_request`. :func:`run_sampling` checks everything that can be checked before
-a model is built (seeds, classes, viewset, configs, checkpoints - downloading
-the released ones when missing), writes ``args.json`` / ``command.txt``, and then
-samples: in this process on one device, or in one spawned process per visible
-GPU when ``device`` is left to auto and several GPUs are visible (process ``r``
-takes samples ``r, r + n, r + 2n, ...``).
+:func:`ivid.sampling.presets.resolve_request`. :func:`run_sampling` resolves the request,
+checks everything that can be checked before a model is built (seeds, classes, viewset,
+configs, checkpoints - downloading the released ones when missing), writes the run record
+(``args.json``, ``command.txt``, ``env.txt``), and then samples: in this process on one
+device, or in one spawned process per visible GPU when ``device`` is left to auto and several
+GPUs are visible (process ``r`` takes samples ``r, r + n, r + 2n, ...``).
 """
 
 from __future__ import annotations
@@ -317,7 +317,9 @@ def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None,
                  on_view: Optional[Callable[[int, int], None]] = None) -> str:
     """Run a whole sampling job; returns the run folder.
 
-    ``argv`` is what ``command.txt`` records (default ``sys.argv``). ``on_view(done, total)``,
+    ``request`` may leave fields at None: they are resolved against its preset first
+    (:func:`ivid.sampling.presets.resolve_request`). ``argv`` is what ``command.txt`` records
+    (default: this process's command line). ``on_view(done, total)``,
     when given, is called after each finished view of each batch (``done`` = 1 .. V, again
     from 1 for every batch; see :func:`sample_multiview`); an exception it raises stops the
     run, files already queued are still written. It is only called when sampling runs in this
