@@ -18,8 +18,6 @@ Results: a table on stdout and one JSON line appended to `<metrics_dir>/<fake ca
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import sys
 
@@ -28,13 +26,15 @@ from ivid.metrics import (
     DEFAULT_MODE,
     METRIC_CHOICES,
     MODES,
+    EvaluationRequest,
     MetricsError,
     default_cache_name,
-    evaluate_folders,
     list_images,
+    run_evaluation,
 )
 from ivid.metrics import consistency_run
-from ivid.utils.io import atomic_write, remove_orphan_temps
+from ivid.utils.io import remove_orphan_temps
+from ivid.utils.run_record import append_json_line, run_record
 
 
 #: the paper's protocol scores 10,000 generated images (the reference's default)
@@ -81,18 +81,6 @@ def format_table(scores: dict) -> str:
     return "\n".join(lines)
 
 
-def append_jsonl(path: str, record: dict) -> None:
-    """Append one JSON line to ``path`` (the whole file is rewritten atomically)."""
-    previous = b""
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
-            previous = f.read()
-        if previous and not previous.endswith(b"\n"):
-            previous += b"\n"
-    with atomic_write(path, "wb") as f:
-        f.write(previous + (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
-
-
 def _available_samples(fake_dir: str, num_samples, quiet: bool):
     """As the reference: at most ``num_samples`` fake images; a folder holding fewer is used whole (None)."""
     if num_samples is None or not os.path.isdir(fake_dir):
@@ -100,7 +88,7 @@ def _available_samples(fake_dir: str, num_samples, quiet: bool):
     try:
         count = len(list_images(fake_dir, "fake"))
     except MetricsError:
-        return num_samples  # evaluate_folders reports the empty folder
+        return num_samples  # run_evaluation reports the empty folder
     if count >= num_samples:
         return num_samples
     if not quiet:
@@ -109,29 +97,35 @@ def _available_samples(fake_dir: str, num_samples, quiet: bool):
     return None
 
 
-def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None) -> dict:
-    """Run the evaluation; ``feature_extractor`` / ``logits_extractor`` replace clean-fid's Inception (tests)."""
-    if getattr(args, "scene_dir", None) is not None:  # --metrics consistency --scene_dir DIR
-        return consistency_run.main(args)
+def to_request(args: argparse.Namespace) -> EvaluationRequest:
+    """The options as an :class:`EvaluationRequest` (default metrics and cache names filled in; a folder with
+    fewer fake images than ``--num_samples`` is used whole, as the reference)."""
     metrics = args.metrics or (["fid", "kid"] if args.mode == "legacy_pytorch" else ["fid", "kid", "is"])
     real_name = args.real_images_cache_name
     if real_name is None and args.real_images_dir:
         real_name = default_cache_name(args.real_images_dir, args.mode, args.image_size)
     fake_name = args.fake_images_cache_name or default_cache_name(args.fake_images_dir, args.mode, args.image_size)
+    return EvaluationRequest(
+        args.real_images_dir, args.fake_images_dir, metrics, args.image_size,
+        _available_samples(args.fake_images_dir, args.num_samples, args.quiet), cache_dir=args.tmp_dir,
+        real_cache_name=real_name, fake_cache_name=fake_name, use_real_cache=args.use_real_images_cache,
+        use_fake_cache=args.use_fake_images_cache, overwrite_cache=args.overwrite_cache, mode=args.mode,
+        inception_weights=args.inception_weights, device=args.device, batch_size=args.batch_size,
+        num_workers=args.num_workers, seed=args.seed, verbose=not args.quiet, skip_bad_images=args.skip_bad_images)
+
+
+def main(args: argparse.Namespace, feature_extractor=None, logits_extractor=None) -> dict:
+    """Run the evaluation; ``feature_extractor`` / ``logits_extractor`` replace clean-fid's Inception (tests)."""
+    if getattr(args, "scene_dir", None) is not None:  # --metrics consistency --scene_dir DIR
+        return consistency_run.main(args)
     for folder in (args.tmp_dir, args.metrics_dir):  # temporaries of a killed earlier run
         remove_orphan_temps(folder)
-    num_samples = _available_samples(args.fake_images_dir, args.num_samples, args.quiet)
-    report = evaluate_folders(
-        args.real_images_dir, args.fake_images_dir, metrics, args.image_size, num_samples, feature_extractor,
-        args.tmp_dir, real_name, fake_name, args.overwrite_cache, args.device, args.batch_size, args.seed,
-        mode=args.mode, logits_extractor=logits_extractor, inception_weights=args.inception_weights,
-        use_real_cache=args.use_real_images_cache, use_fake_cache=args.use_fake_images_cache,
-        num_workers=args.num_workers, verbose=not args.quiet, skip_bad_images=args.skip_bad_images)
+    request = to_request(args)
+    report = run_evaluation(request, feature_extractor, logits_extractor)
     print(format_table(report.scores))
-    record = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "scores": report.scores, "settings": report.settings, "args": vars(args)}
-    out = os.path.join(args.metrics_dir, f"{fake_name}.jsonl")
-    append_jsonl(out, record)
+    record = run_record(report.settings, device=report.settings["device"], scores=report.scores, args=vars(args))
+    out = os.path.join(args.metrics_dir, f"{request.fake_cache_name}.jsonl")
+    append_json_line(out, record)
     print(f"appended to {out}")
     return report.scores
 

@@ -29,11 +29,12 @@ from ivid.data import probe_dataset
 from ivid.training.checkpoint_files import find_latest_step
 from ivid.training.distributed import read_launch_env
 from ivid.training.launch import launch, parse_port, plan_layout
-from ivid.training.run_dir import command_line, resolve_defaults
+from ivid.training.run_dir import resolve_defaults
 from ivid.training.state import resolve_ckpt_dir
 from ivid.utils import resolve_device
 from ivid.utils.io import remove_orphan_temps
 from ivid.utils.lock import RunLock
+from ivid.utils.run_record import command_line
 
 
 def _port(text: str) -> str:

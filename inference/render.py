@@ -15,53 +15,55 @@ into ``--output_dir`` (default: the run folder above ``scenes/``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from ivid.cli import add_debug_option, run_cli
-from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
+from ivid.cli import add_debug_option, help_with_defaults, run_cli
 from ivid.sampling.export import PLY_MODES
-from ivid.sampling.presets import PRESETS, preset_in_argv
+from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
+from ivid.sampling.presets import PRESETS, preset_in_argv, request_defaults
 
-_D = RenderRequest(scene_dir="")
 #: the reference's default: the run folder of ``inference/sample.py`` with its default options
 DEFAULT_SCENE_DIR = "samples/imagenet128/viewset_3x9_steps_u1000_c50_guidance3.0"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = preset_in_argv(argv)  # first: it changes the defaults of other options
+    """The options as given: an option not on the command line is None (the library resolves it against
+    ``--preset`` and the reference defaults, which ``--help`` shows)."""
+    preset = preset_in_argv(argv)  # first: --help shows the defaults under that preset
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=help_with_defaults(request_defaults(RenderRequest, preset)))
     p.add_argument("--scene_dir", default=DEFAULT_SCENE_DIR,
                    help="folder of scene .npz files (or a run folder with scenes/); default: the reference's, "
                         "where sample.py's defaults write")
-    p.add_argument("--output_dir", default=None, help="default: the folder above scenes/")
-    p.add_argument("--frames", type=int, default=_D.frames, help="frames of the swing / 360 video")
-    p.add_argument("--traj", default=_D.traj, choices=TRAJECTORIES,
+    p.add_argument("--output_dir", help="default: the folder above scenes/")
+    p.add_argument("--frames", type=int, help="frames of the swing / 360 video")
+    p.add_argument("--traj", choices=TRAJECTORIES,
                    help="swing: yaw .6 cos t, pitch .15 sin t; random: one random view; 360: full turn; none")
-    p.add_argument("--atol", type=float, default=_D.atol, help="depth discontinuity tolerance (absolute)")
-    p.add_argument("--rtol", type=float, default=_D.rtol, help="depth discontinuity tolerance (on 1/depth)")
-    p.add_argument("--erode_rgb", type=int, default=_D.erode_rgb, help="colour erosion radius near discontinuities")
-    p.add_argument("--video_size", type=int, default=_D.video_size,
+    p.add_argument("--atol", type=float, help="depth discontinuity tolerance (absolute)")
+    p.add_argument("--rtol", type=float, help="depth discontinuity tolerance (on 1/depth)")
+    p.add_argument("--erode_rgb", type=int, help="colour erosion radius near discontinuities")
+    p.add_argument("--video_size", type=int,
                    help="write square videos of this many pixels (bicubic resize, even); default: the scene's size")
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+    p.add_argument("--preset", choices=sorted(PRESETS),
                    help="defaults that suit a sample.py --preset's models (shown by --preset NAME --help)")
-    p.add_argument("--seed", type=int, default=_D.seed, help="seed of the random trajectory")
-    p.add_argument("--export", default=None, choices=EXPORTS,
+    p.add_argument("--seed", type=int, help="seed of the random trajectory")
+    p.add_argument("--export", choices=EXPORTS,
                    help="also write meshes/<scene>.ply, or .glb (binary glTF; needs trimesh)")
-    p.add_argument("--ply_mode", default=_D.ply_mode, choices=PLY_MODES, help="PLY as triangle mesh or point cloud")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: a GPU when visible")
+    p.add_argument("--ply_mode", choices=PLY_MODES, help="PLY as triangle mesh or point cloud")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ...; default: a GPU when visible")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     add_debug_option(p)
-    if preset is not None:
-        p.set_defaults(**PRESETS[preset].render_defaults)
     return p.parse_args(argv)
 
 
+def to_request(args: argparse.Namespace) -> RenderRequest:
+    """The options as a :class:`RenderRequest` (not resolved: options not given stay None)."""
+    fields = {f.name for f in dataclasses.fields(RenderRequest)}
+    return RenderRequest(**{k: v for k, v in vars(args).items() if k in fields}, progress=not args.no_progress)
+
+
 def main(args: argparse.Namespace):
-    request = RenderRequest(scene_dir=args.scene_dir, output_dir=args.output_dir, frames=args.frames,
-                            traj=args.traj, atol=args.atol, rtol=args.rtol, erode_rgb=args.erode_rgb,
-                            device=args.device, seed=args.seed, export=args.export, ply_mode=args.ply_mode,
-                            video_size=args.video_size, progress=not args.no_progress)
-    written = run_render(request)
+    written = run_render(to_request(args))
     print(f"wrote {len(written)} file(s)" + (f", e.g. {written[0]}" if written else ""))
     return written
 

@@ -26,71 +26,69 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ivid.cli import add_debug_option, run_cli
-from ivid.sampling.presets import PRESETS, preset_in_argv
+from ivid.cli import add_debug_option, help_with_defaults, run_cli
 from ivid.sampling.multiview import SAMPLER_CHOICES
+from ivid.sampling.presets import PRESETS, preset_in_argv, request_defaults
 from ivid.sampling.run import SampleRequest, run_sampling
-
-_D = SampleRequest()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    preset = preset_in_argv(argv)  # first: it changes the defaults of other options
+    """The options as given: an option not on the command line is None (the library resolves it against
+    ``--preset`` and the reference defaults, which ``--help`` shows)."""
+    preset = preset_in_argv(argv)  # first: --help shows the defaults under that preset
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config_uncond", default=_D.config_uncond, help="config of G_u (unconditional RGBD)")
-    p.add_argument("--config_cond", default=_D.config_cond, help="config of G_c (conditional RGBD)")
-    p.add_argument("--ckpt_uncond", default=_D.ckpt_uncond, help="G_u weights (released files download when missing)")
-    p.add_argument("--ckpt_cond", default=_D.ckpt_cond, help="G_c weights (released files download when missing)")
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                                formatter_class=help_with_defaults(request_defaults(SampleRequest, preset)))
+    p.add_argument("--config_uncond", help="config of G_u (unconditional RGBD)")
+    p.add_argument("--config_cond", help="config of G_c (conditional RGBD)")
+    p.add_argument("--ckpt_uncond", help="G_u weights (released files download when missing)")
+    p.add_argument("--ckpt_cond", help="G_c weights (released files download when missing)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
                    help="bundled models as the defaults of the four model options (a --config_*/--ckpt_* given "
                         "explicitly replaces its model), with defaults of other options that suit them (shown "
                         "by --preset NAME --help); " + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items()))
-    p.add_argument("--output_dir", default=_D.output_dir,
-                   help="root folder; each run writes a subfolder named after its settings")
-    p.add_argument("--seeds", default=_D.seeds, help="seeds, e.g. '0-8,12' (inclusive ranges)")
-    p.add_argument("--num_samples", type=int, default=None,
-                   help="sample seeds 0..N-1, files named %%05d (overrides --seeds)")
-    p.add_argument("--classes", default=None,
+    p.add_argument("--output_dir", help="root folder; each run writes a subfolder named after its settings")
+    p.add_argument("--seeds", help="seeds, e.g. '0-8,12' (inclusive ranges)")
+    p.add_argument("--num_samples", type=int, help="sample seeds 0..N-1, files named %%05d (overrides --seeds)")
+    p.add_argument("--classes",
                    help="mod (seed %% num_classes), uniform (i %% num_classes), random, null, or a list '1,207'; "
                         "default mod, or null with --input_image")
-    p.add_argument("--viewset", default=_D.viewset, help="uncond, random, 3x9, 360, 360x3 or a JSON viewset file")
-    p.add_argument("--steps_uncond", type=int, default=_D.steps_uncond, help=">= 1000: DDPM, else DDIM steps")
-    p.add_argument("--steps_cond", type=int, default=_D.steps_cond, help="DDIM steps of G_c")
-    p.add_argument("--guidance", type=float, default=_D.guidance, help="classifier-free guidance strength")
-    p.add_argument("--batchsize", type=int, default=_D.batchsize, help="samples per batch (per device)")
-    p.add_argument("--fov", type=float, default=_D.fov, help="field of view, degrees")
-    p.add_argument("--near", type=float, default=_D.near, help="near plane of the depth code")
-    p.add_argument("--far", type=float, default=_D.far, help="far plane of the depth code")
-    p.add_argument("--atol", type=float, default=_D.atol, help="depth discontinuity tolerance (absolute)")
-    p.add_argument("--rtol", type=float, default=_D.rtol, help="depth discontinuity tolerance (on 1/depth)")
-    p.add_argument("--erode_rgb", type=int, default=_D.erode_rgb, help="colour erosion radius near discontinuities")
-    p.add_argument("--replace_rgb", type=float, default=_D.replace_rgb, help="DDIM replace_rgb weight (0 = off)")
-    p.add_argument("--replace_depth", type=float, default=_D.replace_depth, help="DDIM replace_depth weight (0 = off)")
-    p.add_argument("--constrain_depth", type=float, default=_D.constrain_depth,
-                   help="DDIM constrain_depth weight (0 = off; needs replace_depth)")
-    p.add_argument("--eta", type=float, default=_D.eta, help="DDIM eta")
-    p.add_argument("--clip_denoised", action=argparse.BooleanOptionalAction, default=_D.clip_denoised,
+    p.add_argument("--viewset", help="uncond, random, 3x9, 360, 360x3 or a JSON viewset file")
+    p.add_argument("--steps_uncond", type=int, help=">= 1000: DDPM, else DDIM steps")
+    p.add_argument("--steps_cond", type=int, help="DDIM steps of G_c")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance strength")
+    p.add_argument("--batchsize", type=int, help="samples per batch (per device)")
+    p.add_argument("--fov", type=float, help="field of view, degrees")
+    p.add_argument("--near", type=float, help="near plane of the depth code")
+    p.add_argument("--far", type=float, help="far plane of the depth code")
+    p.add_argument("--atol", type=float, help="depth discontinuity tolerance (absolute)")
+    p.add_argument("--rtol", type=float, help="depth discontinuity tolerance (on 1/depth)")
+    p.add_argument("--erode_rgb", type=int, help="colour erosion radius near discontinuities")
+    p.add_argument("--replace_rgb", type=float, help="DDIM replace_rgb weight (0 = off)")
+    p.add_argument("--replace_depth", type=float, help="DDIM replace_depth weight (0 = off)")
+    p.add_argument("--constrain_depth", type=float, help="DDIM constrain_depth weight (0 = off; needs replace_depth)")
+    p.add_argument("--eta", type=float, help="DDIM eta")
+    p.add_argument("--clip_denoised", action=argparse.BooleanOptionalAction,
                    help="clamp each step's predicted x0 to [-1, 1] (off, as the reference; on with --preset demo)")
-    p.add_argument("--sampler", default=_D.sampler, choices=SAMPLER_CHOICES,
+    p.add_argument("--sampler", choices=SAMPLER_CHOICES,
                    help="auto (the reference: DDPM for G_u when --steps_uncond >= 1000, else DDIM; DDIM for G_c), "
                         "ddpm, ddim, or dpmpp_2m (DPM-Solver++(2M) for both models: good views in 10-25 steps)")
-    p.add_argument("--input_image", default=None, help="image to 3D: this photo replaces G_u's first view")
-    p.add_argument("--input_depth", default=None, help="the photo's MiDaS disparity (.npz, arr_0); else MiDaS runs")
-    p.add_argument("--midas_ckpt", default=_D.midas_ckpt, help="MiDaS dpt_beit_large_512 weights (image to 3D)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: every visible GPU, else CPU")
+    p.add_argument("--input_image", help="image to 3D: this photo replaces G_u's first view")
+    p.add_argument("--input_depth", help="the photo's MiDaS disparity (.npz, arr_0); else MiDaS runs")
+    p.add_argument("--midas_ckpt", help="MiDaS dpt_beit_large_512 weights (image to 3D)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ...; default: every visible GPU, else CPU")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     add_debug_option(p)
-    if preset is not None:  # the preset's model files and defaults; options given explicitly still win
-        p.set_defaults(**PRESETS[preset].files, **PRESETS[preset].sample_defaults)
     return p.parse_args(argv)
 
 
-def main(args: argparse.Namespace) -> str:
+def to_request(args: argparse.Namespace) -> SampleRequest:
+    """The options as a :class:`SampleRequest` (not resolved: options not given stay None)."""
     fields = {f.name for f in dataclasses.fields(SampleRequest)}
-    options = {k: v for k, v in vars(args).items() if k in fields}
-    request = SampleRequest(**options, progress=not args.no_progress)
-    run_dir = run_sampling(request)
+    return SampleRequest(**{k: v for k, v in vars(args).items() if k in fields}, progress=not args.no_progress)
+
+
+def main(args: argparse.Namespace) -> str:
+    run_dir = run_sampling(to_request(args))
     print(f"samples written to {run_dir}")
     return run_dir
 

@@ -26,11 +26,11 @@ import argparse
 import os
 import sys
 import warnings
-from typing import Any, Callable, NoReturn, Optional, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence, Type
 
 from .errors import IvidError, one_line, unwrap_worker_error, worker_error_origin
 
-__all__ = ["DEBUG_ENV", "add_debug_option", "debug_requested", "format_error", "run_cli"]
+__all__ = ["DEBUG_ENV", "add_debug_option", "debug_requested", "format_error", "help_with_defaults", "run_cli"]
 
 #: environment variable that asks for full tracebacks (``1``, ``true``, ``yes``)
 DEBUG_ENV = "IVID_DEBUG"
@@ -44,6 +44,22 @@ def add_debug_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--debug", action="store_true",
                         help=f"show the full traceback of an error (or set {DEBUG_ENV}=1)")
     return parser
+
+
+def help_with_defaults(defaults: Mapping[str, Any]) -> Type[argparse.HelpFormatter]:
+    """A help formatter showing every option's default, where an option left at None shows ``defaults[dest]``.
+
+    For CLIs whose options stay None unless given, so that the library resolves them (e.g. against
+    a ``--preset``): ``--help`` still shows the value an option not given resolves to.
+    """
+    class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+        def _get_help_string(self, action: argparse.Action) -> str:
+            shown = defaults.get(action.dest) if action.default is None else None
+            if shown is None or "%(default)" in (action.help or ""):
+                return super()._get_help_string(action)
+            return f"{action.help or ''} (default: {str(shown).replace('%', '%%')})"
+
+    return _Formatter
 
 
 def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:

@@ -31,6 +31,7 @@ import time
 import torch
 
 from ivid.cli import add_debug_option, run_cli
+from ivid.errors import OptionError
 from ivid.geometry import viewset
 from ivid.sampling.multiview import MultiviewOptions, Timings, sample_multiview
 from ivid.sampling.run import find_file
@@ -115,7 +116,7 @@ def main(args: argparse.Namespace) -> list:
     names = [n.strip() for n in args.pairs.split(",") if n.strip()]
     unknown = [n for n in names if n not in PAIRS]
     if unknown:
-        raise ValueError(f"--pairs: unknown {unknown}; valid: {', '.join(PAIRS)}")
+        raise OptionError(f"--pairs: unknown {unknown}; valid: {', '.join(PAIRS)}")
     if args.devices:
         devices = [resolve_device(d.strip()) for d in args.devices.split(",")]
     else:

@@ -52,15 +52,14 @@ from ivid.diffusion.noise import randn
 from ivid.diffusion.schedules import extract
 from ivid.errors import OptionError
 from ivid.sampling.multiview import MultiviewOptions, batch_conditions, condition_kwargs, view_mesh
-from ivid.sampling.presets import PRESETS
-from ivid.sampling.run import find_file
+from ivid.sampling.presets import PRESETS, resolve_request
+from ivid.sampling.run import SampleRequest, find_file
 from ivid.utils.device import resolve_device
 from ivid.utils.io import atomic_write
 from ivid.utils.seeds import parse_seeds, sample_generators
 
 _DEMO = PRESETS["demo"]
-_DEFAULTS = MultiviewOptions(**{k: v for k, v in _DEMO.sample_defaults.items()
-                                if k in MultiviewOptions.__dataclass_fields__})
+_DEFAULTS = resolve_request(SampleRequest(preset="demo")).options()
 SAMPLER_SPECS = ("ddim", "dpmpp_2m", "dpmpp_2m:logSNR", "dpmpp_2m:time_uniform")
 #: seeds of the in-loop generators are offset from the sample seeds so they do not repeat the initial noise
 LOOP_SEED_OFFSET = 10 ** 6

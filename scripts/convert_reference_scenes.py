@@ -43,7 +43,7 @@ DATA_ENTRY = "data.npy"
 MAX_ENTRY_BYTES = 1 << 30
 
 
-class RefusedFile(ValueError):
+class RefusedFile(InputFileError):
     """The file is not a reference scene, or it holds something the restricted unpickler refuses."""
 
 

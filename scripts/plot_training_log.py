@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ivid.cli import add_debug_option, run_cli
+from ivid.errors import OptionError
 from ivid.utils.images import save_png
 
 #: line colours (RGB) of the curves, in order
@@ -64,7 +65,7 @@ def read_log(path: str, key: str = "loss") -> Tuple[np.ndarray, np.ndarray]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"--log {path}: line {number} is not JSON ({err})") from err
+                raise OptionError(f"--log {path}: line {number} is not JSON ({err})") from err
             value = _lookup(record, key)
             if value is None or "step" not in record:
                 continue
@@ -72,7 +73,7 @@ def read_log(path: str, key: str = "loss") -> Tuple[np.ndarray, np.ndarray]:
             records = [r for r in records if r[0] < step]  # a resumed run supersedes later lines
             records.append((step, float(value)))
     if not records:
-        raise ValueError(f"--log {path}: no line with 'step' and {key!r}")
+        raise OptionError(f"--log {path}: no line with 'step' and {key!r}")
     steps, losses = zip(*records)
     return np.asarray(steps, np.int64), np.asarray(losses, np.float64)
 
@@ -202,9 +203,9 @@ def main(args: argparse.Namespace) -> str:
     logs = [os.path.join(p, "log.jsonl") if os.path.isdir(p) else p for p in args.log]
     labels = args.label or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in logs]
     if len(labels) != len(logs):
-        raise ValueError(f"--label: {len(labels)} labels for {len(logs)} logs")
+        raise OptionError(f"--label: {len(labels)} labels for {len(logs)} logs")
     if not 0.0 <= args.smoothing < 1.0:
-        raise ValueError(f"--smoothing: must be in [0, 1), got {args.smoothing}")
+        raise OptionError(f"--smoothing: must be in [0, 1), got {args.smoothing}")
     series = [(label, *read_log(path, args.key)) for label, path in zip(labels, logs)]
     image = draw_curves(series, args.title, args.width, args.height, not args.linear_y, args.smoothing, args.key)
     save_png(args.output, image)

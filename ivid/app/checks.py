@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+from ivid.errors import IvidError
+
 __all__ = ["AppInputError", "PhotoInfo", "check_upload_size", "check_photo", "check_depth", "check_model_files",
            "check_midas", "DOWNLOAD_COMMAND"]
 
@@ -22,7 +24,7 @@ _EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "B
                "GIF": ".gif"}
 
 
-class AppInputError(ValueError):
+class AppInputError(IvidError, ValueError):
     """A user's input cannot be used; the message is one line for the page."""
 
 

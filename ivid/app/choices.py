@@ -15,7 +15,7 @@ from typing import Callable, Dict, Mapping
 
 __all__ = ["VIEWSETS", "SamplerChoice", "SAMPLERS", "sampler_fields"]
 
-#: viewsets offered by the page (see :mod:`ivid.sampling.viewsets`)
+#: viewsets offered by the page (see :mod:`ivid.geometry.viewsets`)
 VIEWSETS = ("3x9", "360", "random")
 #: the models' diffusion timesteps: DDPM takes all of them
 _TIMESTEPS = 1000

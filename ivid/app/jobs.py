@@ -30,12 +30,14 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from ivid.errors import IvidError, OptionError
 from ivid.sampling.free_view import RenderRequest, run_render
 from ivid.sampling.image_to_3d import DEFAULT_MIDAS_CKPT
+from ivid.sampling.presets import resolve_request
 from ivid.sampling.run import SampleRequest, find_file, run_sampling
 from ivid.utils.seeds import parse_seeds
 
@@ -132,7 +134,7 @@ class JobRunner:
 
     def __init__(self, settings: AppSettings, concurrency: int = 1, num_classes: Optional[int] = None):
         if concurrency < 1:
-            raise ValueError(f"--concurrency {concurrency}: must be >= 1")
+            raise OptionError(f"--concurrency {concurrency}: must be >= 1")
         self.settings = settings
         self.num_classes = num_classes
         self.history: List[JobRecord] = []
@@ -294,27 +296,24 @@ class JobRunner:
         return fields_
 
     def _request(self, scene: Scene, extra: Dict[str, object], job_dir: str, device: str) -> SampleRequest:
+        """The job's sampling request, resolved (the models' preset fills what the job does not set)."""
         models = self.settings.models
-        allowed = {f.name for f in fields(SampleRequest)} - {"output_dir", "seeds", "num_samples", "preset"}
-        options = {k: v for k, v in models.sample_defaults.items() if k in allowed}
-        options.update({k: getattr(models, k) for k in MODEL_OPTIONS})
+        options: Dict[str, object] = {k: getattr(models, k) for k in MODEL_OPTIONS}
         label = int(scene.class_label)
         options.update(output_dir=job_dir, seeds=str(int(scene.seed)), viewset=scene.viewset,
                        classes="null" if label == NO_CLASS else str(label), steps_cond=int(scene.steps_cond),
-                       guidance=float(scene.guidance), batchsize=1, device=device, progress=False)
+                       guidance=float(scene.guidance), batchsize=1, device=device, progress=False,
+                       preset=models.preset)
         options.update(extra)
-        return SampleRequest(**options)
+        return resolve_request(SampleRequest(**options))
 
     def _render_request(self, run_dir: str, device: str) -> RenderRequest:
-        allowed = {f.name for f in fields(RenderRequest)}
-        options = {k: v for k, v in self.settings.models.render_defaults.items() if k in allowed}
-        options.update(scene_dir=os.path.join(run_dir, "scenes"), output_dir=run_dir, traj="swing",
-                       frames=self.settings.video_frames, export="glb", device=device, progress=False)
-        return RenderRequest(**options)
+        return RenderRequest(scene_dir=os.path.join(run_dir, "scenes"), output_dir=run_dir, traj="swing",
+                             frames=self.settings.video_frames, export="glb", device=device, progress=False,
+                             preset=self.settings.models.preset)
 
     def _sample_and_render(self, scene: Scene, extra: Dict[str, object], job_dir: str, report: ProgressFn,
                            cancel: threading.Event, counter: Dict[str, int]) -> JobResult:
-        from ivid.model_loading import CheckpointError
         from ivid.utils.device import resolve_device
 
         start = time.perf_counter()
@@ -343,8 +342,9 @@ class JobRunner:
             run_dir = run_sampling(request, argv=shlex.split(commands[0]), on_view=on_view)
             report(0, 1, "writing the 3D model")
             run_render(self._render_request(run_dir, device), on_frame=on_frame)
-        except (ValueError, FileNotFoundError, CheckpointError) as err:
-            # the library's user errors (config/checkpoint mismatch, unreadable photo, ...): one line for the page
+        except (IvidError, OSError, ValueError) as err:
+            # the library's user errors (config/checkpoint mismatch, unreadable photo, missing file, ...): one
+            # line for the page
             log.warning("job input error: %s", err)
             raise AppInputError(str(err).splitlines()[0]) from None
         return _collect(run_dir, time.perf_counter() - start, commands)

@@ -12,7 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from ivid.sampling.presets import PRESETS
+from ivid.errors import OptionError
+from ivid.sampling.free_view import RenderRequest
+from ivid.sampling.presets import PRESETS, request_defaults
 from ivid.sampling.run import SampleRequest, find_file
 
 __all__ = ["ModelSet", "AppSettings", "resolve_models", "MODEL_OPTIONS"]
@@ -28,8 +30,9 @@ class ModelSet:
         config_uncond, ckpt_uncond, config_cond, ckpt_cond: files (as found: relative to the
             working folder or to the repository root).
         preset: the ``--preset`` they come from, or None for given/released files.
-        sample_defaults: SampleRequest field -> default for these models (the preset's).
-        render_defaults: RenderRequest field -> default for these models (the preset's).
+        sample_defaults: SampleRequest field -> value a field not given takes for these models
+            (:func:`ivid.sampling.presets.request_defaults`: the preset's, else the reference's).
+        render_defaults: the same for RenderRequest.
         dataset: how their classes are named: ``"toy"`` (demo) or ``"imagenet"``.
         title: a few words naming them (for the page).
         reason: one line saying why these models were picked (printed at start).
@@ -92,8 +95,8 @@ class AppSettings:
 
 
 def _released_present() -> bool:
-    defaults = SampleRequest()
-    return all(os.path.isfile(find_file(p)) for p in (defaults.ckpt_uncond, defaults.ckpt_cond))
+    defaults = request_defaults(SampleRequest)
+    return all(os.path.isfile(find_file(defaults[k])) for k in ("ckpt_uncond", "ckpt_cond"))
 
 
 def resolve_models(preset: Optional[str] = None, **given: Optional[str]) -> ModelSet:
@@ -112,7 +115,8 @@ def resolve_models(preset: Optional[str] = None, **given: Optional[str]) -> Mode
         raise ValueError(f"unknown model option(s) {unknown}; valid: {', '.join(MODEL_OPTIONS)}")
     given = {k: v for k, v in given.items() if v is not None}
     if preset is not None and given:
-        raise ValueError(f"--preset {preset} and --{' --'.join(sorted(given))}: give a preset or model files, not both")
+        raise OptionError(f"--preset {preset} and --{' --'.join(sorted(given))}: "
+                          "give a preset or model files, not both")
     if preset is None and not given:
         if _released_present():
             return _files_model_set({}, "the released ImageNet-128 models",
@@ -121,22 +125,23 @@ def resolve_models(preset: Optional[str] = None, **given: Optional[str]) -> Mode
                                          "(python scripts/download_ckpts.py fetches them)")
     if preset is not None:
         if preset not in PRESETS:
-            raise ValueError(f"--preset {preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
+            raise OptionError(f"--preset {preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
         return _preset_model_set(preset, f"--preset {preset}: {PRESETS[preset].about}")
     return _files_model_set(given, "the given models", "the given model files: " + ", ".join(given.values()))
 
 
 def _files_model_set(given: Dict[str, str], title: str, reason: str) -> ModelSet:
-    defaults = SampleRequest()
-    files = {k: find_file(given.get(k, getattr(defaults, k))) for k in MODEL_OPTIONS}
-    return ModelSet(**files, title=title, reason=reason)
+    defaults = request_defaults(SampleRequest)
+    files = {k: find_file(given.get(k, defaults[k])) for k in MODEL_OPTIONS}
+    return ModelSet(**files, sample_defaults=defaults, render_defaults=request_defaults(RenderRequest), title=title,
+                    reason=reason)
 
 
 def _preset_model_set(name: str, reason: str) -> ModelSet:
     preset = PRESETS[name]
     files = {k: find_file(v) for k, v in preset.files.items()}
     demo = name == "demo"
-    return ModelSet(**files, preset=name, sample_defaults=dict(preset.sample_defaults),
-                    render_defaults=dict(preset.render_defaults), dataset="toy" if demo else "imagenet",
+    return ModelSet(**files, preset=name, sample_defaults=request_defaults(SampleRequest, name),
+                    render_defaults=request_defaults(RenderRequest, name), dataset="toy" if demo else "imagenet",
                     title="the demo models (toy scenes, ckpts/demo)" if demo else f"preset {name}", reason=reason)
 

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ivid.data.preprocess import to_8bit
+from ivid.errors import OptionError
 from ivid.utils.images import colorize_depth, save_png
 from ivid.utils.io import atomic_save_npz
 
@@ -85,7 +86,7 @@ def plan_folder(data_dir: str, overwrite: bool = False) -> FolderPlan:
     for rel in images:
         other = owners.setdefault(depth_relpath(rel), rel)
         if other != rel:
-            raise ValueError(f"--data_dir {data_dir}: images/{other} and images/{rel} would both "
+            raise OptionError(f"--data_dir {data_dir}: images/{other} and images/{rel} would both "
                              f"write depths/{depth_relpath(rel)}; rename one of them")
     plan = FolderPlan(data_dir, [], [])
     for rel in images:
@@ -171,7 +172,7 @@ def predict_folder(model, plan: FolderPlan, batch_size: int = 4, num_workers: in
     Unreadable images are reported on stderr with their path and skipped.
     """
     if batch_size < 1:
-        raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+        raise OptionError(f"--batch_size must be >= 1, got {batch_size}")
     summary = FolderSummary(skipped=len(plan.skipped))
     loader = DataLoader(_ImageInputs(plan, getattr(model, "net_size", NET_SIZE)), batch_size=None,
                         shuffle=False, num_workers=num_workers, collate_fn=_keep_item,

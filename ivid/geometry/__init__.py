@@ -1,4 +1,4 @@
-"""Geometry: cameras, depth encodings, depth -> mesh, and (in raster/shading/resample/warp)
+"""Geometry: cameras, viewsets and trajectories, depth encodings, depth -> mesh, and (in raster/shading/resample/warp)
 the pure-PyTorch renderer used for warping, aggregated conditioning and fusion.
 
 Conventions (OpenGL camera looking down -z, row-major world -> camera ``modelview``,
@@ -7,18 +7,10 @@ pixel centres, fov in degrees) are stated in :mod:`ivid.geometry.camera` and
 returns the same kind (tensors stay on their device).
 """
 
-from .camera import (
-    grid_order_3x9,
-    look_at,
-    orbit_eye,
-    orbit_modelview,
-    perspective,
-    trajectory,
-    viewset,
-    viewset_from_file,
-)
+from .camera import look_at, orbit_eye, orbit_modelview, perspective
 from .depth import depth_edge, erode_mask, linearize_depth, project_depth
 from .mesh import Mesh, Vertices, depth_to_mesh
+from .viewsets import grid_order_3x9, trajectory, viewset, viewset_from_file
 
 # --- rendering (GEOMETRY-2: raster.py / shading.py / resample.py / warp.py) ---------------
 # GEOMETRY-2 adds its single import line right below this comment:

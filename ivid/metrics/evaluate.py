@@ -1,5 +1,8 @@
 """FID / KID / IS between a folder of real images and a folder of generated images.
 
+:func:`run_evaluation` runs an :class:`~ivid.metrics.request.EvaluationRequest` and returns the scores
+with a record of the run; :func:`compute_metrics` is the same with plain arguments, scores only.
+
 Cache rules (per image set, ``<cache_dir>/<name>.npz``; no name = no cache):
 
 * ``use_cache=True`` (CLI ``--use_real_images_cache`` / ``--use_fake_images_cache``):
@@ -34,15 +37,14 @@ from ivid.utils.device import resolve_device
 
 from .cache import cache_path, check_compatible, load_cache, save_cache, CACHE_VERSION
 from .errors import MetricsError
-from .features import KID_MAX_FEATURES, extract_feature_set
+from .features import extract_feature_set
 from .files import fingerprint, list_images, select_samples
-from .inception import DEFAULT_MODE, MODES, build_inception
+from .inception import build_inception
 from .preprocess import load_fake_image, load_real_image
-from .stats import (IS_SPLITS, KID_NUM_SUBSETS, KID_SUBSET_SIZE, FeatureSet, frechet_distance,
-                    inception_score, kernel_inception_distance)
+from .request import EvaluationRequest
+from .stats import FeatureSet, frechet_distance, inception_score, kernel_inception_distance
 
-METRIC_CHOICES = ("fid", "kid", "is")
-DEFAULT_CACHE_DIR = os.path.join("metrics", "cache")
+__all__ = ["EvaluationReport", "run_evaluation", "compute_metrics", "default_cache_name"]
 
 
 @dataclass
@@ -180,65 +182,57 @@ def _scores(metrics: Sequence[str], real: Optional[FeatureSet], fake: FeatureSet
     return scores
 
 
-def _check_request(metrics: Sequence[str], real_dir: Optional[str], mode: str, feature_extractor,
-                   logits_extractor) -> Tuple[str, ...]:
-    metrics = tuple(dict.fromkeys(m.lower() for m in metrics))
-    unknown = [m for m in metrics if m not in METRIC_CHOICES]
-    if unknown or not metrics:
-        raise MetricsError(f"metrics {list(metrics)}: choose among {', '.join(METRIC_CHOICES)}")
-    if mode not in MODES:
-        raise MetricsError(f"unknown clean-fid mode {mode!r}; valid: {', '.join(MODES)}")
-    if ("fid" in metrics or "kid" in metrics) and real_dir is None:
-        raise MetricsError("FID and KID need real images: give real_dir (--real_images_dir)")
-    if "is" in metrics and feature_extractor is None and mode == "legacy_pytorch":
+def _check_extractors(request: EvaluationRequest, feature_extractor, logits_extractor) -> None:
+    if "is" in request.metrics and feature_extractor is None and request.mode == "legacy_pytorch":
         raise MetricsError("IS is not available in legacy_pytorch mode (pytorch-fid's Inception has no logits); "
                            "use --mode legacy_tensorflow or clean")
-    if "is" in metrics and feature_extractor is not None and logits_extractor is None \
+    if "is" in request.metrics and feature_extractor is not None and logits_extractor is None \
             and not hasattr(feature_extractor, "forward_with_logits"):
         raise MetricsError("IS needs class logits: pass logits_extractor= along with feature_extractor=")
-    return metrics
 
 
-def evaluate_folders(real_dir: Optional[str], fake_dir: str, metrics: Sequence[str] = ("fid", "kid"),
-                     image_size: int = 128, num_samples: Optional[int] = None, feature_extractor=None,
-                     cache_dir: Optional[str] = None, real_cache_name: Optional[str] = None,
-                     fake_cache_name: Optional[str] = None, overwrite_cache: bool = False, device=None,
-                     batch_size: int = 64, seed: int = 0, *, mode: str = DEFAULT_MODE, logits_extractor=None,
-                     inception_weights: Optional[str] = None, use_real_cache: bool = True,
-                     use_fake_cache: bool = True, num_workers: int = 0, kid_subsets: int = KID_NUM_SUBSETS,
-                     kid_subset_size: int = KID_SUBSET_SIZE, kid_max_features: int = KID_MAX_FEATURES,
-                     is_splits: int = IS_SPLITS, verbose: bool = True,
-                     skip_bad_images: bool = False) -> EvaluationReport:
-    """:func:`compute_metrics` with the run record: returns an :class:`EvaluationReport`."""
+def run_evaluation(request: EvaluationRequest, feature_extractor=None, logits_extractor=None) -> EvaluationReport:
+    """Run one evaluation: the scores and the run's settings (image counts, caches, timings).
+
+    Args:
+        request: what to compare and how (:class:`~ivid.metrics.request.EvaluationRequest`).
+        feature_extractor, logits_extractor: replace clean-fid's Inception (see :func:`compute_metrics`).
+
+    Raises:
+        MetricsError: see :class:`~ivid.metrics.errors.MetricsError`.
+    """
     start = time.perf_counter()
-    metrics = _check_request(metrics, real_dir, mode, feature_extractor, logits_extractor)
+    _check_extractors(request, feature_extractor, logits_extractor)
     # missing folders are reported before the feature extractor is built (or downloaded)
-    cache_root = cache_dir or DEFAULT_CACHE_DIR
-    needed = [("fake", fake_dir, fake_cache_name, use_fake_cache)]
-    if "fid" in metrics or "kid" in metrics:
-        needed.insert(0, ("real", real_dir, real_cache_name, use_real_cache))
+    needed = [("fake", request.fake_dir, request.fake_cache_name, request.use_fake_cache)]
+    if request.needs_real:
+        needed.insert(0, ("real", request.real_dir, request.real_cache_name, request.use_real_cache))
     for role, folder, cache_name, use_cache in needed:
-        reusable = (cache_name is not None and use_cache and not overwrite_cache
-                    and os.path.isfile(cache_path(cache_root, cache_name)))
+        reusable = (cache_name is not None and use_cache and not request.overwrite_cache
+                    and os.path.isfile(cache_path(request.cache_dir, cache_name)))
         if not reusable and not os.path.isdir(folder):
             raise MetricsError(f"{role} image folder {folder!r} does not exist or is not a directory")
-    extractor, name, device = _prepare_extractor(feature_extractor, mode, inception_weights, device)
-    run = _Run(extractor, name, logits_extractor, device, mode, image_size, batch_size, num_workers, seed,
-               cache_dir or DEFAULT_CACHE_DIR, overwrite_cache, kid_max_features, verbose, skip_bad_images)
+    extractor, name, device = _prepare_extractor(feature_extractor, request.mode, request.inception_weights,
+                                                 request.device)
+    run = _Run(extractor, name, logits_extractor, device, request.mode, request.image_size, request.batch_size,
+               request.num_workers, request.seed, request.cache_dir, request.overwrite_cache,
+               request.kid_max_features, request.verbose, request.skip_bad_images)
     real, real_info = None, None
-    if "fid" in metrics or "kid" in metrics:
-        real, real_info = _image_set("real", real_dir, run, real_cache_name, use_real_cache)
-    fake, fake_info = _image_set("fake", fake_dir, run, fake_cache_name, use_fake_cache, num_samples,
-                                 need_logits="is" in metrics)
-    scores = _scores(metrics, real, fake, seed, kid_subsets, kid_subset_size, is_splits)
+    if request.needs_real:
+        real, real_info = _image_set("real", request.real_dir, run, request.real_cache_name, request.use_real_cache)
+    fake, fake_info = _image_set("fake", request.fake_dir, run, request.fake_cache_name, request.use_fake_cache,
+                                 request.num_samples, need_logits="is" in request.metrics)
+    scores = _scores(request.metrics, real, fake, request.seed, request.kid_subsets, request.kid_subset_size,
+                     request.is_splits)
     settings = {
-        "metrics": list(metrics), "mode": mode, "image_size": image_size, "feature_extractor": name,
-        "num_real": real_info["count"] if real_info else None, "num_fake": fake.count,
-        "num_samples": num_samples, "seed": seed, "device": str(device), "batch_size": batch_size,
-        "real_images_dir": os.path.abspath(real_dir) if real_dir else None,
-        "fake_images_dir": os.path.abspath(fake_dir), "real": real_info, "fake": fake_info,
-        "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits,
-        "seconds": round(time.perf_counter() - start, 3),
+        "metrics": list(request.metrics), "mode": request.mode, "image_size": request.image_size,
+        "feature_extractor": name, "num_real": real_info["count"] if real_info else None, "num_fake": fake.count,
+        "num_samples": request.num_samples, "seed": request.seed, "device": str(device),
+        "batch_size": request.batch_size,
+        "real_images_dir": os.path.abspath(request.real_dir) if request.real_dir else None,
+        "fake_images_dir": os.path.abspath(request.fake_dir), "real": real_info, "fake": fake_info,
+        "kid_subsets": request.kid_subsets, "kid_subset_size": request.kid_subset_size,
+        "is_splits": request.is_splits, "seconds": round(time.perf_counter() - start, 3),
     }
     return EvaluationReport(scores, settings)
 
@@ -270,11 +264,11 @@ def compute_metrics(real_dir: Optional[str], fake_dir: str, metrics: Sequence[st
         overwrite_cache: recompute and replace the named caches.
         device: ``None`` picks CUDA when available (clean-fid's Inception).
         seed: the fake sub-sample, KID subsets and IS shuffle.
-        **options: keyword-only extras of :func:`evaluate_folders`: ``mode``
-            (``legacy_tensorflow`` default, ``clean``, ``legacy_pytorch``),
-            ``logits_extractor`` (callable batch -> ``N x C`` logits for IS with a
-            plugged extractor), ``inception_weights`` (local ``inception-2015-12-05.pt``),
-            ``use_real_cache`` / ``use_fake_cache`` (default True), ``num_workers``,
+        **options: ``logits_extractor`` (callable batch -> ``N x C`` logits for IS with a plugged
+            extractor) and further :class:`~ivid.metrics.request.EvaluationRequest` fields: ``mode``
+            (``legacy_tensorflow`` default, ``clean``, ``legacy_pytorch``), ``inception_weights``
+            (local ``inception-2015-12-05.pt``), ``use_real_cache`` / ``use_fake_cache`` (default
+            True), ``num_workers``,
             ``kid_subsets`` (100), ``kid_subset_size`` (1000), ``kid_max_features``
             (50,000), ``is_splits`` (10), ``verbose``, ``skip_bad_images`` (leave out unreadable or
             wrongly sized images, counted in the report, instead of stopping at the first).
@@ -285,6 +279,9 @@ def compute_metrics(real_dir: Optional[str], fake_dir: str, metrics: Sequence[st
     Raises:
         MetricsError: see :class:`~ivid.metrics.errors.MetricsError`.
     """
-    return evaluate_folders(real_dir, fake_dir, metrics, image_size, num_samples, feature_extractor, cache_dir,
-                            real_cache_name, fake_cache_name, overwrite_cache, device, batch_size, seed,
-                            **options).scores
+    logits_extractor = options.pop("logits_extractor", None)
+    request = EvaluationRequest(real_dir, fake_dir, metrics, image_size, num_samples, cache_dir=cache_dir,
+                                real_cache_name=real_cache_name, fake_cache_name=fake_cache_name,
+                                overwrite_cache=overwrite_cache, device=device, batch_size=batch_size, seed=seed,
+                                **options)
+    return run_evaluation(request, feature_extractor, logits_extractor).scores

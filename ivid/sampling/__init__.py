@@ -2,7 +2,7 @@
 
 - :mod:`.multiview`   the sequential sampler (no file I/O): :func:`sample_multiview`
 - :mod:`.plan`        seeds/classes -> :class:`SampleJob` list, batches, per-process shares
-- :mod:`.viewsets`    ``--viewset`` (built-in names or a JSON file), per-sample cameras, grid layout
+- :mod:`.presets`     ``--preset`` model bundles; :func:`resolve_request` fills what a request leaves None
 - :mod:`.outputs`     run folder, grids / conds / results / scenes, background writer
 - :mod:`.image_to_3d` a photo (+ depth) as the first view
 - :mod:`.run`         a whole ``inference/sample.py`` run (devices, processes)
@@ -18,17 +18,15 @@ from .image_to_3d import disparity_to_code, photo_rgbd01
 from .multiview import MultiviewOptions, Timings, View, batch_conditions, sample_multiview, view_mesh
 from .outputs import OutputWriter, run_dir_name, scene_views
 from .plan import SampleJob, assign_classes, batched, parse_classes, plan_jobs, sample_name, split_jobs
-from .presets import PRESETS, Preset
+from .presets import PRESETS, Preset, resolve_request
 from .run import SampleRequest, run_sampling, sampling_devices
-from .viewsets import ViewsetChoice, grid_layout, parse_viewset, sample_cameras
 
 __all__ = [
     "sample_multiview", "MultiviewOptions", "View", "Timings", "batch_conditions", "view_mesh",
     "SampleJob", "parse_classes", "assign_classes", "sample_name", "plan_jobs", "split_jobs", "batched",
-    "ViewsetChoice", "parse_viewset", "sample_cameras", "grid_layout",
     "OutputWriter", "run_dir_name", "scene_views",
     "photo_rgbd01", "disparity_to_code",
-    "Preset", "PRESETS", "SampleRequest", "run_sampling", "sampling_devices",
+    "Preset", "PRESETS", "resolve_request", "SampleRequest", "run_sampling", "sampling_devices",
     "scene_meshes", "render_frames", "RenderRequest", "run_render", "find_scenes",
     "export_scene_ply", "export_scene_glb", "scene_geometry", "write_ply",
 ]

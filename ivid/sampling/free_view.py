@@ -21,12 +21,13 @@ import math
 import importlib.util
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, ClassVar, List, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ivid.errors import OptionError
+from ivid.geometry.viewsets import TRAJECTORIES as NAMED_TRAJECTORIES
 from ivid.utils.device import resolve_device
 from ivid.utils.images import save_png
 from ivid.utils.io import remove_orphan_temps, temp_path
@@ -34,30 +35,41 @@ from ivid.utils.video import MAX_VIDEO_SIZE, encode_mp4
 
 from .export import PLY_MODES, export_scene_glb, export_scene_ply
 from .fusion import render_frames, scene_meshes
+from .presets import resolve_request, setting
 
 __all__ = ["RenderRequest", "TRAJECTORIES", "find_scenes", "run_render"]
 
-TRAJECTORIES = ("swing", "random", "360", "none")
+#: ``--traj`` choices: the named trajectories, or ``none`` (no rendering, e.g. export only)
+TRAJECTORIES = (*NAMED_TRAJECTORIES, "none")
 EXPORTS = ("ply", "glb")
 
 
 @dataclass
 class RenderRequest:
-    """Options of ``inference/render.py`` (reference names and defaults plus our extras)."""
+    """Options of ``inference/render.py`` (reference names and defaults plus our extras).
+
+    A field left at None was not given: :func:`ivid.sampling.presets.resolve_request` (called by
+    :func:`run_render`) fills it from ``preset`` when that preset sets it, else with the reference
+    default shown as ``setting(...)``; ``output_dir`` None = the folder above ``scenes/``,
+    ``video_size`` None = the scene's size, ``device`` None = a GPU when visible.
+    """
+
+    PRESET_KIND: ClassVar[str] = "render"
 
     scene_dir: str
     output_dir: Optional[str] = None
-    frames: int = 60
-    traj: str = "swing"
-    atol: float = 0.03
-    rtol: float = 0.03
-    erode_rgb: int = 3
+    frames: Optional[int] = setting(60)
+    traj: Optional[str] = setting("swing")
+    atol: Optional[float] = setting(0.03)
+    rtol: Optional[float] = setting(0.03)
+    erode_rgb: Optional[int] = setting(3)
     device: Optional[str] = None
-    seed: int = 0
+    seed: Optional[int] = setting(0)
     export: Optional[str] = None
-    ply_mode: str = "mesh"
+    ply_mode: Optional[str] = setting("mesh")
     video_size: Optional[int] = None       # square videos of this many pixels (bicubic); None: the scene's size
     progress: bool = True
+    preset: Optional[str] = None
 
 
 def find_scenes(scene_dir: str) -> List[str]:
@@ -176,9 +188,13 @@ def _render_scene(request: RenderRequest, path: str, index: int, output_dir: str
 def run_render(request: RenderRequest, on_frame: Optional[Callable[[int, int], None]] = None) -> List[str]:
     """Render every scene of ``request.scene_dir``; returns the files written.
 
+    Fields of ``request`` left at None are resolved against its preset first
+    (:func:`ivid.sampling.presets.resolve_request`).
+
     ``on_frame(done, total)``, when given, is called after each rendered video frame of each
     scene (``done`` counts from 1 per scene); an exception it raises stops the render (a UI's cancel).
     """
+    request = resolve_request(request)
     _check(request)
     paths = find_scenes(request.scene_dir)
     device = resolve_device(request.device)

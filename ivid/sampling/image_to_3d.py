@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ivid.data.preprocess import (DEPTH_FORMAT, DataFileError, disparity_to_depth_code, image_error_reason,
+                                  read_disparity, read_image01, resize_and_crop, to_8bit)
 from ivid.errors import InputFileError
 
 __all__ = ["TRAIN_NEAR", "TRAIN_FAR", "DEFAULT_MIDAS_CKPT", "load_photo_uint8", "disparity_to_code",
@@ -50,14 +52,10 @@ def load_photo_uint8(path: str) -> np.ndarray:
     Raises:
         InputFileError (a ValueError): the file is missing or not an image (names ``--input_image``).
     """
-    from ivid.data.preprocess import to_8bit
-
     try:
         with Image.open(path) as image:
             return np.asarray(to_8bit(image).convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as err:
-        from ivid.data.preprocess import image_error_reason
-
         raise InputFileError(f"--input_image {path}: cannot read image ({image_error_reason(path, err)})") from None
 
 
@@ -71,8 +69,6 @@ def disparity_to_code(disparity: np.ndarray, image_size: int) -> np.ndarray:
     Returns:
         ``S x S`` float32 in [0, 1].
     """
-    from ivid.data.preprocess import disparity_to_depth_code, resize_and_crop
-
     z01 = disparity_to_depth_code(np.asarray(disparity), TRAIN_NEAR, TRAIN_FAR, "z_buffer")
     cropped = resize_and_crop(Image.fromarray(z01, mode="F"), image_size, Image.NEAREST)
     return np.asarray(cropped, dtype=np.float32)
@@ -89,7 +85,7 @@ def load_midas(ckpt: str, device: torch.device):
             f"--midas_ckpt {ckpt}: MiDaS checkpoint not found. Download the official MiDaS v3.1 "
             "dpt_beit_large_512.pt (github.com/isl-org/MiDaS releases) to that path, or give the "
             "photo's depth with --input_depth depth.npz (arr_0 = MiDaS disparity, as in training data)")
-    from ivid.depth import MidasDepth
+    from ivid.depth import MidasDepth  # lazy: timm takes seconds to import, and only photos without depth need it
 
     return MidasDepth.from_checkpoint(ckpt, device=device)
 
@@ -112,8 +108,6 @@ def photo_rgbd01(image_path: str, image_size: int, depth_path: Optional[str] = N
         InputFileError (a ValueError): unreadable image / depth, a depth of another size than
             the photo or without positive disparity; ValueError: neither depth nor model given.
     """
-    from ivid.data.preprocess import DataFileError, read_image01
-
     try:
         rgb01, original_hw = read_image01(image_path, image_size)
     except DataFileError as err:
@@ -128,8 +122,6 @@ def photo_rgbd01(image_path: str, image_size: int, depth_path: Optional[str] = N
 
 def _given_depth_code(depth_path: str, photo_hw: Tuple[int, int], image_size: int) -> np.ndarray:
     """``--input_depth`` checked against the photo (same size, positive disparity) -> S x S z_buffer code."""
-    from ivid.data.preprocess import DEPTH_FORMAT, DataFileError, read_disparity
-
     try:
         disparity = read_disparity(depth_path)
     except DataFileError as err:

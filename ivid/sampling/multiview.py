@@ -34,6 +34,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ivid.diffusion import SAMPLERS, DdimSampler, DdpmSampler, Dpmpp2mSampler
+from ivid.errors import OptionError
+from ivid.geometry import depth_to_mesh, linearize_depth
+from ivid.geometry.warp import aggregate_conditions_batch
 
 __all__ = ["MultiviewOptions", "View", "Timings", "draw_noise", "make_sampler", "make_cond_sampler", "SAMPLER_CHOICES",
            "condition_kwargs", "loop_generator", "sample_first_view",
@@ -151,7 +154,7 @@ def make_sampler(framework, steps: int, name: str = "auto"):
     """G_u's sampler and its ``steps`` argument: for ``auto`` DDPM when ``steps >= framework.timesteps``
     (the reference: steps_uncond >= 1000), else DDIM; ``ddpm`` always runs all T steps."""
     if name not in SAMPLER_CHOICES:
-        raise ValueError(f"--sampler {name!r}: choose one of {', '.join(SAMPLER_CHOICES)}")
+        raise OptionError(f"--sampler {name!r}: choose one of {', '.join(SAMPLER_CHOICES)}")
     if name == "auto":
         name = "ddpm" if steps >= framework.timesteps else "ddim"
     if name == "ddpm":
@@ -209,8 +212,6 @@ def view_mesh(rgbd_pm1: torch.Tensor, modelview: np.ndarray, options: MultiviewO
         (frustum padding, flags, normals, world space) and ``color`` ``S x S x 3``
         float32 ``rgb * 0.5 + 0.5``, NOT clamped (about [0, 1]), both on the input's device.
     """
-    from ivid.geometry import depth_to_mesh, linearize_depth
-
     # No clamping (as the reference): a texture may hold values slightly outside [0, 1], and
     # they blend as they are; the conditioning render truncates its blended colour to 8 bits
     # (clipping then) like the reference's. linearize_depth clamps the depth code itself.
@@ -236,8 +237,6 @@ def batch_conditions(meshes: Sequence[Sequence], colors: Sequence[Sequence[torch
         ``depth`` (1, z code, 0 where masked), ``mask``, ``mask_rgb`` (1, {0,1}),
         ``depth_convex`` (1, unmasked z code).
     """
-    from ivid.geometry.warp import aggregate_conditions_batch
-
     targets = torch.as_tensor(np.stack([np.asarray(m, np.float64) for m in modelviews]), device=device)
     cond = aggregate_conditions_batch([list(m) for m in meshes], [list(c) for c in colors], targets,
                                       fov=options.fov, near=options.near, far=options.far, atol=options.atol,

@@ -3,8 +3,9 @@
 Layout of one run (docs/design.md#inference)::
 
     <output_dir>/viewset_<v>_steps_u<su>_c<sc>_guidance<g>/
-        args.json, command.txt         the resolved options of the run
-        grids/<name>.png               RGB of every view (grid, see viewsets.grid_layout)
+        args.json                      the resolved options and output settings (ivid.utils.run_record)
+        command.txt, env.txt           one line per run: its command; time, versions and device
+        grids/<name>.png               RGB of every view (grid, see ivid.geometry.viewsets.grid_layout)
         grids/<name>_depth.png         colourised depth code of every view
         conds/<name>.png               condition colour of views 1.. (view 0 blank)
         conds/<name>_depth.png         colourised condition depth (masked pixels black)
@@ -29,21 +30,20 @@ writer (also on an exception or Ctrl-C) waits for all pending files.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
-import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ivid.geometry import linearize_depth
+from ivid.geometry.viewsets import ViewsetChoice, grid_layout
+from ivid.scene import save_scene
 from ivid.utils.images import colorize_depth, make_grid, pm1_to_uint8, save_png, to_uint8
-from ivid.utils.io import atomic_write
 
 from .multiview import View
 from .plan import SampleJob
-from .viewsets import ViewsetChoice, grid_layout
 
-__all__ = ["run_dir_name", "scene_views", "result_view", "OutputWriter", "write_run_info", "SUBDIRS"]
+__all__ = ["run_dir_name", "scene_views", "result_view", "OutputWriter", "SUBDIRS"]
 
 SUBDIRS = ("grids", "conds", "results", "scenes")
 
@@ -86,8 +86,6 @@ def scene_views(views: Sequence[View], near: float, far: float, fov: float) -> L
     """Views in the :mod:`ivid.scene` format: rgb uint8 H x W x 3 (truncated as the reference),
     depth linear float32 H x W, modelview 4 x 4 float64, fov (degrees), and the condition ``cond``
     each view was sampled from (None for the first view)."""
-    from ivid.geometry import linearize_depth
-
     out = []
     for view in views:
         depth = linearize_depth(view.z.numpy().astype(np.float32), near, far)
@@ -100,8 +98,6 @@ def scene_views(views: Sequence[View], near: float, far: float, fov: float) -> L
 
 def _scene_condition(cond, near: float, far: float) -> Dict[str, np.ndarray]:
     """A view's aggregated condition as an :mod:`ivid.scene` ``cond`` (linear depth, 0 where unknown)."""
-    from ivid.geometry import linearize_depth
-
     mask = cond["mask"].numpy()[..., 0] > 0.5
     depth = np.asarray(linearize_depth(cond["depth"].numpy()[..., 0].astype(np.float32), near, far), np.float32)
     return {"rgb": (cond["color"].numpy().clip(0, 1) * 255 + 0.5).astype(np.uint8), "depth": depth * mask,
@@ -170,8 +166,6 @@ class OutputWriter:
         scene = scene_views(views, self.near, self.far, self.fov)
         metadata = {"name": name, "seed": job.seed, "class": job.class_label, "viewset": self.viewset.label,
                     "near": self.near, "far": self.far}
-        from ivid.scene import save_scene
-
         self._submit(self.path("scenes", f"{name}.npz"), lambda p: save_scene(p, scene, metadata=metadata))
 
     def check(self) -> None:
@@ -196,13 +190,3 @@ class OutputWriter:
             return
         self._pool.shutdown(wait=True)  # keep what was already queued; the original error propagates
 
-
-def write_run_info(run_dir: str, options: Dict[str, object], argv: Optional[Sequence[str]] = None) -> None:
-    """Write ``args.json`` (resolved options) and ``command.txt`` into the run folder."""
-    os.makedirs(run_dir, exist_ok=True)
-    with atomic_write(os.path.join(run_dir, "args.json"), "w") as f:
-        json.dump(options, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    argv = list(sys.argv if argv is None else argv)
-    with atomic_write(os.path.join(run_dir, "command.txt"), "w") as f:
-        f.write(" ".join(argv) + "\n")

@@ -1,28 +1,52 @@
-"""Named model bundles for ``--preset`` of ``inference/sample.py`` and ``inference/render.py``.
+"""Named model bundles (``--preset``) and how a request is resolved against one.
 
 A preset names the four model files (G_u / G_c configs and weights, relative to the
-repository root) and the defaults of other options that suit those models. The CLIs
-apply the defaults only to options the user did not give, so ``--preset demo
---steps_cond 50`` still samples with 50 G_c steps.
+repository root) and the defaults of other settings that suit those models, for
+sampling (:class:`ivid.sampling.SampleRequest`) and for rendering
+(:class:`ivid.sampling.RenderRequest`).
+
+A request leaves every setting the caller did not give at None. :func:`resolve_request`
+is the one place that turns a request into its final settings: each None field takes
+the preset's value when the request names a preset that has one, else the field's
+reference default (declared with :func:`setting`). Values given explicitly always win,
+so ``SampleRequest(preset="demo", steps_cond=50)`` samples the demo models with 50 G_c
+steps, from Python as from ``inference/sample.py --preset demo --steps_cond 50``. The
+command lines only parse and pass their options along (an option not given stays None).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, TypeVar
 
-__all__ = ["Preset", "PRESETS", "preset_in_argv"]
+from ivid.errors import OptionError
+
+__all__ = ["Preset", "PRESETS", "setting", "resolve_request", "request_defaults", "preset_in_argv"]
+
+#: field metadata key of a setting's reference default
+DEFAULT_KEY = "reference_default"
+
+R = TypeVar("R")
+
+
+def setting(default: Any) -> Any:
+    """A request field that is None unless given, with ``default`` as its reference default.
+
+    Use as ``atol: Optional[float] = setting(0.03)``; :func:`resolve_request` fills it.
+    """
+    return field(default=None, metadata={DEFAULT_KEY: default})
 
 
 @dataclass(frozen=True)
 class Preset:
-    """One ``--preset``: model files plus option defaults.
+    """One ``--preset``: model files plus setting defaults.
 
     Attributes:
         config_uncond, config_cond, ckpt_uncond, ckpt_cond: files, relative to the repository root.
-        sample_defaults: ``inference/sample.py`` option name -> default under this preset.
-        render_defaults: ``inference/render.py`` option name -> default under this preset.
+        sample_defaults: ``SampleRequest`` field -> value under this preset.
+        render_defaults: ``RenderRequest`` field -> value under this preset.
         about: one line for ``--help``.
     """
 
@@ -36,9 +60,18 @@ class Preset:
 
     @property
     def files(self) -> Dict[str, str]:
-        """``{option name: path}`` of the four model files."""
+        """``{field name: path}`` of the four model files."""
         return {"config_uncond": self.config_uncond, "config_cond": self.config_cond,
                 "ckpt_uncond": self.ckpt_uncond, "ckpt_cond": self.ckpt_cond}
+
+    def defaults(self, kind: str) -> Dict[str, object]:
+        """The preset's values for a ``kind`` of request: ``"sample"`` (model files + sample defaults)
+        or ``"render"``."""
+        if kind == "sample":
+            return {**self.files, **self.sample_defaults}
+        if kind == "render":
+            return dict(self.render_defaults)
+        raise ValueError(f"unknown request kind {kind!r}; expected 'sample' or 'render'")
 
 
 # The demo models are 32x32. One pixel there spans ~4x the depth change of a 128x128 pixel, so the
@@ -66,11 +99,51 @@ PRESETS: Dict[str, Preset] = {
 }
 
 
+def _preset(name: Optional[str]) -> Optional[Preset]:
+    if name is None:
+        return None
+    if name not in PRESETS:
+        raise OptionError(f"--preset {name!r}: unknown preset; valid: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def request_defaults(request_type: type, preset: Optional[str] = None) -> Dict[str, object]:
+    """``{field: value}`` a field of ``request_type`` left at None resolves to under ``preset``.
+
+    ``request_type`` is a request dataclass with a ``PRESET_KIND`` class attribute
+    (``"sample"`` or ``"render"``); a field without a reference default resolves to None.
+    These are the defaults the command lines show in ``--help``.
+
+    Raises:
+        OptionError: unknown preset.
+    """
+    values = {f.name: f.metadata.get(DEFAULT_KEY) for f in dataclasses.fields(request_type)}
+    chosen = _preset(preset)
+    if chosen is not None:
+        values.update({k: v for k, v in chosen.defaults(request_type.PRESET_KIND).items() if k in values})
+    return values
+
+
+def resolve_request(request: R) -> R:
+    """``request`` with every None field replaced by the preset's value, else its reference default.
+
+    The request's ``preset`` (None: no preset) selects the preset; explicitly given fields are
+    kept. Idempotent: a resolved request resolves to itself.
+
+    Raises:
+        OptionError: unknown preset.
+    """
+    defaults = request_defaults(type(request), getattr(request, "preset", None))
+    missing = {name: value for name, value in defaults.items()
+               if getattr(request, name) is None and value is not None}
+    return dataclasses.replace(request, **missing) if missing else request
+
+
 def preset_in_argv(argv: Optional[Sequence[str]] = None) -> Optional[str]:
     """The ``--preset`` given in ``argv`` (default ``sys.argv[1:]``), None when absent.
 
-    A CLI reads it before building its full parser, because the preset changes the
-    defaults of the other options; an unknown name exits with argparse's usual error.
+    A CLI reads it before building its full parser, to show the preset's defaults in
+    ``--help``; an unknown name exits with argparse's usual error.
     """
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--preset", default=None, choices=sorted(PRESETS))

@@ -1,41 +1,45 @@
 """A whole ``inference/sample.py`` run: validate options, plan, split over devices, sample, write.
 
-:class:`SampleRequest` holds every option of the CLI with the reference defaults
-(docs/design.md#inference). :func:`run_sampling` checks everything that can be checked before
-a model is built (seeds, classes, viewset, configs, checkpoints - downloading
-the released ones when missing), writes ``args.json`` / ``command.txt``, and then
-samples: in this process on one device, or in one spawned process per visible
-GPU when ``device`` is left to auto and several GPUs are visible (process ``r``
-takes samples ``r, r + n, r + 2n, ...``).
+:class:`SampleRequest` holds every option of the CLI; a field left at None takes the
+``preset``'s value or the reference default (docs/design.md#inference), resolved by
+:func:`ivid.sampling.presets.resolve_request`. :func:`run_sampling` resolves the request,
+checks everything that can be checked before a model is built (seeds, classes, viewset,
+configs, checkpoints - downloading the released ones when missing), writes the run record
+(``args.json``, ``command.txt``, ``env.txt``), and then samples: in this process on one
+device, or in one spawned process per visible GPU when ``device`` is left to auto and several
+GPUs are visible (process ``r`` takes samples ``r, r + n, r + 2n, ...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ivid.model_loading import ensure_released_checkpoints, load_framework, resolve_checkpoint
+from ivid.config import load_config, registry
 from ivid.errors import OptionError
+from ivid.geometry.viewsets import ViewsetChoice, parse_viewset, sample_cameras
 from ivid.utils.device import resolve_device
 from ivid.utils.io import remove_orphan_temps
 from ivid.utils.seeds import MAX_SEEDS, parse_seeds, sample_generators
 
-from .image_to_3d import DEFAULT_MIDAS_CKPT
+from .image_to_3d import DEFAULT_MIDAS_CKPT, first_view_tensor, load_midas, photo_rgbd01
 from .multiview import MultiviewOptions, sample_multiview
 from .outputs import SUBDIRS, OutputWriter, run_dir_name
-from .presets import PRESETS
+from .presets import PRESETS, resolve_request, setting
 from .plan import SampleJob, batched, parse_classes, plan_jobs, split_jobs
 from .run_folder import check_run_folder, output_settings, record_run
 from .validate import check_sampling_options, check_steps
-from .viewsets import ViewsetChoice, parse_viewset, sample_cameras
 
-__all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "run_sampling", "sampling_devices", "find_file"]
+__all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "MODEL_FILES", "run_sampling", "sampling_devices", "find_file"]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -44,30 +48,61 @@ UNCOND_FRAMEWORKS = ("GaussianDiffusion", "ClassifierFreeGuidance")
 COND_FRAMEWORKS = ("InpaintCFG",)
 
 
-@dataclass(frozen=True)
-class SampleRequest(MultiviewOptions):
-    """Options of one sampling run (names and defaults of ``inference/sample.py``): the sampler's
-    settings, inherited from :class:`MultiviewOptions` with its defaults, plus files, seeds and outputs."""
+#: the four model-file fields of a :class:`SampleRequest` (a preset sets them together)
+MODEL_FILES = ("config_uncond", "config_cond", "ckpt_uncond", "ckpt_cond")
+_MV = MultiviewOptions()  # the sampler's reference defaults
 
-    config_uncond: str = "configs/rgbd_imagenet_adm_128_large_cfg.json"
-    config_cond: str = "configs/rgbd_imagenet_adm_128_large_cond.json"
-    ckpt_uncond: str = "ckpts/imagenet128_uncond.pt"
-    ckpt_cond: str = "ckpts/imagenet128_cond.pt"
-    output_dir: str = "samples/imagenet128"
-    seeds: str = "0-8"
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """Options of one sampling run (names of ``inference/sample.py``): files, seeds, outputs and the
+    sampler's settings (:class:`MultiviewOptions`).
+
+    A field left at None was not given: :func:`ivid.sampling.presets.resolve_request` (called by
+    :func:`run_sampling`) fills it from ``preset`` when that preset sets it, else with the reference
+    default shown here as ``setting(...)``. Fields whose default is a plain None keep their meaning:
+    ``num_samples`` None = use ``seeds``; ``classes`` None = 'mod', or 'null' for image-to-3D;
+    ``device`` None = every visible GPU, else the CPU.
+    """
+
+    PRESET_KIND: ClassVar[str] = "sample"
+
+    config_uncond: Optional[str] = setting("configs/rgbd_imagenet_adm_128_large_cfg.json")
+    config_cond: Optional[str] = setting("configs/rgbd_imagenet_adm_128_large_cond.json")
+    ckpt_uncond: Optional[str] = setting("ckpts/imagenet128_uncond.pt")
+    ckpt_cond: Optional[str] = setting("ckpts/imagenet128_cond.pt")
+    output_dir: Optional[str] = setting("samples/imagenet128")
+    seeds: Optional[str] = setting("0-8")
     num_samples: Optional[int] = None
-    classes: Optional[str] = None          # None: 'mod', or 'null' for image-to-3D
-    viewset: str = "3x9"
-    batchsize: int = 10
+    classes: Optional[str] = None
+    viewset: Optional[str] = setting("3x9")
+    batchsize: Optional[int] = setting(10)
     device: Optional[str] = None
     preset: Optional[str] = None
     input_image: Optional[str] = None
     input_depth: Optional[str] = None
-    midas_ckpt: str = DEFAULT_MIDAS_CKPT
+    midas_ckpt: Optional[str] = setting(DEFAULT_MIDAS_CKPT)
     progress: bool = True
+    # the sampler's settings (MultiviewOptions, same names and reference defaults)
+    steps_uncond: Optional[int] = setting(_MV.steps_uncond)
+    steps_cond: Optional[int] = setting(_MV.steps_cond)
+    guidance: Optional[float] = setting(_MV.guidance)
+    fov: Optional[float] = setting(_MV.fov)
+    near: Optional[float] = setting(_MV.near)
+    far: Optional[float] = setting(_MV.far)
+    atol: Optional[float] = setting(_MV.atol)
+    rtol: Optional[float] = setting(_MV.rtol)
+    erode_rgb: Optional[int] = setting(_MV.erode_rgb)
+    replace_rgb: Optional[float] = setting(_MV.replace_rgb)
+    replace_depth: Optional[float] = setting(_MV.replace_depth)
+    constrain_depth: Optional[float] = setting(_MV.constrain_depth)
+    eta: Optional[float] = setting(_MV.eta)
+    ssaa: Optional[int] = setting(_MV.ssaa)
+    clip_denoised: Optional[bool] = setting(_MV.clip_denoised)
+    sampler: Optional[str] = setting(_MV.sampler)
 
     def options(self) -> MultiviewOptions:
-        """The sampler's settings of this request, as a plain :class:`MultiviewOptions`."""
+        """The sampler's settings of this (resolved) request, as a plain :class:`MultiviewOptions`."""
         return MultiviewOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MultiviewOptions)})
 
 
@@ -94,27 +129,24 @@ def find_file(path: str) -> str:
     return str(candidate) if candidate.exists() else path
 
 
-def _apply_preset(request: SampleRequest) -> SampleRequest:
-    """The preset's model files for the file options left at their defaults; files given explicitly win."""
-    if request.preset is None:
-        return request
-    if request.preset not in PRESETS:
-        raise OptionError(f"--preset {request.preset!r}: unknown preset; valid: {', '.join(PRESETS)}")
-    defaults = SampleRequest()
-    files = {option: find_file(path) for option, path in PRESETS[request.preset].files.items()
-             if getattr(request, option) in (getattr(defaults, option), path)}
-    missing = [path for path in files.values() if not os.path.isfile(path)]
-    if missing:
-        raise FileNotFoundError(f"--preset {request.preset}: missing {', '.join(missing)}. The demo models are "
-                                "trained by this project (scripts/train_demo.sh, see ckpts/demo/README.md); "
-                                "restore them from git or use the released checkpoints (the default, without "
-                                "--preset)")
-    return dataclasses.replace(request, **files)
+def _model_files(given: SampleRequest, request: SampleRequest) -> Dict[str, str]:
+    """The resolved request's model files as found (:func:`find_file`); the preset's must exist.
+
+    ``given`` is the request as the caller made it: the files it left at None came from its preset.
+    """
+    files = {option: find_file(getattr(request, option)) for option in MODEL_FILES}
+    if given.preset is not None:
+        missing = [files[option] for option in MODEL_FILES
+                   if getattr(given, option) is None and not os.path.isfile(files[option])]
+        if missing:
+            raise FileNotFoundError(f"--preset {given.preset}: missing {', '.join(missing)}. The demo models are "
+                                    "trained by this project (scripts/train_demo.sh, see ckpts/demo/README.md); "
+                                    "restore them from git or use the released checkpoints (the default, "
+                                    "without --preset)")
+    return files
 
 
 def _read_config(path: str, option: str) -> Dict:
-    from ivid.config import load_config
-
     path = find_file(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{option} {path}: config file not found")
@@ -162,8 +194,6 @@ def _with_option(err: Exception, prefix: str) -> Exception:
 
 
 def _resolve_ckpt(path: str, option: str) -> str:
-    from ivid.model_loading import resolve_checkpoint
-
     try:
         return os.fspath(resolve_checkpoint(find_file(path)))
     except Exception as err:  # offline download failures, unknown files: name the option
@@ -181,8 +211,6 @@ def _check_viewset(request: SampleRequest, viewset: ViewsetChoice) -> None:
 
 
 def _photo(request: SampleRequest, image_size: int, device: torch.device):
-    from .image_to_3d import load_midas, photo_rgbd01
-
     midas = load_midas(find_file(request.midas_ckpt), device) if request.input_depth is None else None
     return photo_rgbd01(request.input_image, image_size, request.input_depth, midas)
 
@@ -191,10 +219,6 @@ def _timesteps(cfg: Optional[Dict]) -> Optional[int]:
     """The diffusion steps T of a model config (its framework's ``timesteps``, or the class default)."""
     if cfg is None:
         return None
-    import inspect
-
-    from ivid.config import registry
-
     value = cfg["framework"].get("args", {}).get("timesteps")
     if value is None:
         default = inspect.signature(registry("framework")[cfg["framework"]["name"]].__init__).parameters.get(
@@ -203,10 +227,11 @@ def _timesteps(cfg: Optional[Dict]) -> Optional[int]:
     return None if value is None else int(value)
 
 
-def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
-    """Check every option and file (nothing is written) and plan the run."""
+def _prepare(given: SampleRequest, device: torch.device) -> _Plan:
+    """Resolve the request against its preset, check every option and file (nothing is written), plan the run."""
+    request = resolve_request(given)
     check_sampling_options(request)
-    request = _apply_preset(request)
+    request = dataclasses.replace(request, **_model_files(given, request))
     if request.num_samples is not None and request.num_samples > MAX_SEEDS:
         raise OptionError(f"--num_samples {request.num_samples}: more than {MAX_SEEDS} per run; split the job "
                           f"over several runs into one --output_dir (--seeds 0-{MAX_SEEDS - 1}, then the next range)")
@@ -225,16 +250,12 @@ def _prepare(request: SampleRequest, device: torch.device) -> _Plan:
     if need_c:
         check_steps("--steps_cond", request.steps_cond, _timesteps(cfg_c), ddpm_allowed=False)
     jobs = plan_jobs(seeds, classes, num_classes, request.num_samples)
-    from ivid.model_loading import ensure_released_checkpoints
-
-    wanted = {"--ckpt_uncond": find_file(request.ckpt_uncond)} if need_u else {}
+    wanted = {"--ckpt_uncond": request.ckpt_uncond} if need_u else {}
     if need_c:
-        wanted["--ckpt_cond"] = find_file(request.ckpt_cond)
+        wanted["--ckpt_cond"] = request.ckpt_cond
     ensure_released_checkpoints(wanted)  # offline: one error naming every missing released file
     ckpt_u = _resolve_ckpt(request.ckpt_uncond, "--ckpt_uncond") if need_u else None
     ckpt_c = _resolve_ckpt(request.ckpt_cond, "--ckpt_cond") if need_c else None
-    request = dataclasses.replace(request, config_uncond=find_file(request.config_uncond),
-                                  config_cond=find_file(request.config_cond))
     photo = _photo(request, cfg_c["backbone"]["args"]["image_size"], device) if image_mode else None
     name = run_dir_name(viewset.label, request.steps_uncond, request.steps_cond, request.guidance,
                         request.input_image, request.sampler)
@@ -252,8 +273,6 @@ def sampling_devices(device: Optional[str]) -> List[torch.device]:
 
 
 def _load(config: str, ckpt: str, device: torch.device, option: str):
-    from ivid.model_loading import load_framework
-
     try:
         return load_framework(config, ckpt, device)
     except (KeyError, RuntimeError, ValueError) as err:
@@ -269,8 +288,6 @@ def _class_tensor(jobs: Sequence[SampleJob], framework, device: torch.device) ->
 
 def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan,
             on_view: Optional[Callable[[int, int], None]] = None) -> None:
-    from .image_to_3d import first_view_tensor
-
     device, request = devices[rank], plan.request
     jobs = split_jobs(plan.jobs, rank, len(devices))
     if not jobs:
@@ -278,7 +295,7 @@ def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan,
     g_u = _load(request.config_uncond, plan.ckpt_uncond, device, "--ckpt_uncond") if plan.ckpt_uncond else None
     g_c = _load(request.config_cond, plan.ckpt_cond, device, "--ckpt_cond") if plan.ckpt_cond else None
     if rank == 0:  # the models loaded: every input is valid, the run folder may be written now
-        record_run(plan.run_dir, dataclasses.asdict(request), plan.settings, plan.argv)
+        record_run(plan.run_dir, dataclasses.asdict(request), plan.settings, plan.argv, device, len(devices))
     options = request.options()
     where = f" [{device}]" if len(devices) > 1 else ""
     with OutputWriter(plan.run_dir, plan.viewset, options.near, options.far, options.fov) as writer, \
@@ -300,7 +317,9 @@ def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None,
                  on_view: Optional[Callable[[int, int], None]] = None) -> str:
     """Run a whole sampling job; returns the run folder.
 
-    ``argv`` is what ``command.txt`` records (default ``sys.argv``). ``on_view(done, total)``,
+    ``request`` may leave fields at None: they are resolved against its preset first
+    (:func:`ivid.sampling.presets.resolve_request`). ``argv`` is what ``command.txt`` records
+    (default: this process's command line). ``on_view(done, total)``,
     when given, is called after each finished view of each batch (``done`` = 1 .. V, again
     from 1 for every batch; see :func:`sample_multiview`); an exception it raises stops the
     run, files already queued are still written. It is only called when sampling runs in this

@@ -6,7 +6,8 @@ samples of both side by side. :func:`output_settings` lists everything that chan
 seed produces (models, sampler settings, viewset, input photo, device type); the first run
 stores it in ``args.json`` under ``"output_settings"``, and a later run into the same folder
 must have the same settings (:func:`check_run_folder`), though it may add seeds. Each run
-appends its command line to ``command.txt``.
+appends its command line to ``command.txt`` and its environment to ``env.txt``
+(:func:`record_run`: the run record of :mod:`ivid.utils.run_record`).
 
 Settings that do not change a sample (seeds, batch size, progress bars, output folder) are
 not compared. Files are compared by content (configs, viewset file, photo and depth) or by
@@ -18,12 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
-import sys
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
+
+import torch
 
 from ivid.errors import RunFolderError
-from ivid.utils.io import atomic_write
+from ivid.utils.run_record import run_record, write_run_folder
 
 __all__ = ["SETTINGS_KEY", "output_settings", "check_run_folder", "record_run"]
 
@@ -130,12 +131,9 @@ def check_run_folder(run_dir: str, settings: Mapping[str, Any]) -> None:
 
 
 def record_run(run_dir: str, options: Mapping[str, Any], settings: Mapping[str, Any],
-               argv: Optional[Sequence[str]] = None) -> None:
-    """Write ``args.json`` (the run's options + :data:`SETTINGS_KEY`) and append the command to ``command.txt``."""
-    os.makedirs(run_dir, exist_ok=True)
-    with atomic_write(os.path.join(run_dir, "args.json"), "w") as f:
-        json.dump({**dict(options), SETTINGS_KEY: dict(settings)}, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    argv = list(sys.argv if argv is None else argv)
-    with open(os.path.join(run_dir, "command.txt"), "a", encoding="utf-8") as f:
-        f.write(" ".join(shlex.quote(a) for a in argv) + "\n")
+               argv: Optional[Sequence[str]] = None, device: Union[str, torch.device, None] = None,
+               world_size: int = 1) -> None:
+    """Write the run record: ``args.json`` (the run's resolved options + :data:`SETTINGS_KEY`), one more
+    line in ``command.txt`` (``argv``, default this process's) and in ``env.txt``."""
+    record = run_record({**dict(options), SETTINGS_KEY: dict(settings)}, argv, device, world_size)
+    write_run_folder(run_dir, record, "args.json")

@@ -22,6 +22,8 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ivid.errors import OptionError
+
 from . import distributed as dist
 
 __all__ = ["WorkerContext", "ProcessLayout", "plan_layout", "launch", "parse_port"]
@@ -83,16 +85,16 @@ def plan_layout(device: torch.device, num_gpus: Optional[int] = None, num_nodes:
         return ProcessLayout(device, env.local_world_size, master_addr=env.master_addr,
                              master_port=env.master_port, torchrun=env)
     if num_nodes < 1 or not 0 <= node_rank < num_nodes:
-        raise ValueError(f"--num_nodes {num_nodes} --node_rank {node_rank}: need 0 <= node_rank < num_nodes")
+        raise OptionError(f"--num_nodes {num_nodes} --node_rank {node_rank}: need 0 <= node_rank < num_nodes")
     if device.type == "cuda":
         visible = torch.cuda.device_count()
         procs = num_gpus if num_gpus is not None else (1 if device.index is not None else visible)
         if procs > visible:
-            raise ValueError(f"--num_gpus {procs}: only {visible} CUDA device(s) visible")
+            raise OptionError(f"--num_gpus {procs}: only {visible} CUDA device(s) visible")
     else:
         procs = 1 if num_gpus is None else num_gpus
     if procs < 1:
-        raise ValueError(f"--num_gpus {procs}: must be >= 1")
+        raise OptionError(f"--num_gpus {procs}: must be >= 1")
     return ProcessLayout(device, int(procs), int(num_nodes), int(node_rank), master_addr, port)
 
 
@@ -100,7 +102,7 @@ def parse_port(value: Any) -> int:
     """A TCP port from an int or a numeric string (``"12345"``); ValueError naming --master_port otherwise."""
     text = str(value).strip().strip("'\"")
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"--master_port {value!r}: expected a port number 1-65535, e.g. 12345")
+        raise OptionError(f"--master_port {value!r}: expected a port number 1-65535, e.g. 12345")
     return int(text)
 
 

@@ -4,8 +4,11 @@ Layout of ``<output_dir>`` (written by rank 0 only)::
 
     config.json    the validated config with every constructor default filled in
     command.txt    the command line that started the run (one line per start, appended)
-    env.txt        torch / CUDA / Python versions, device, world size (one line per start)
+    env.txt        time, Python / torch / CUDA versions, device, world size (one line per start)
     params.txt     parameter counts per top-level module and per dtype
+
+``config.json``, ``command.txt`` and ``env.txt`` are the run record of :mod:`ivid.utils.run_record`
+(the format every tool uses); this module adds what only training writes.
     log.jsonl      one JSON object per log interval (see BasicTrainer)
     ckpts/         model_step*.pt, ema_<rate>_step*.pt, misc_step*.pt
     samples/       sample grids step*.png
@@ -14,23 +17,17 @@ Layout of ``<output_dir>`` (written by rank 0 only)::
 from __future__ import annotations
 
 import copy
-import datetime
 import inspect
 import json
 import math
 import os
-import platform
-import shlex
-import sys
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping
 
-import torch
 from torch import nn
 
-from ivid.utils.io import atomic_write
+from ivid.config import registry
 
-__all__ = ["resolve_defaults", "write_json", "append_line", "environment_line", "parameter_summary",
-           "command_line", "JsonlLog", "to_jsonable"]
+__all__ = ["resolve_defaults", "parameter_summary", "JsonlLog", "to_jsonable"]
 
 
 def _json_default(value: Any) -> Any:
@@ -44,8 +41,6 @@ def resolve_defaults(cfg: Mapping[str, Any]) -> Dict[str, Any]:
 
     Runtime parameters (``RUNTIME_ARGS``) and defaults that are not JSON values are left out.
     """
-    from ivid.config import registry
-
     out = copy.deepcopy(dict(cfg))
     for section, body in out.items():
         cls = registry(section)[body["name"]]
@@ -64,34 +59,6 @@ def resolve_defaults(cfg: Mapping[str, Any]) -> Dict[str, Any]:
             args[name] = default
         body["args"] = args
     return out
-
-
-def write_json(path: str, obj: Any) -> None:
-    """Pretty JSON, written atomically."""
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
-def append_line(path: str, line: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line.rstrip("\n") + "\n")
-
-
-def command_line(argv: Optional[Sequence[str]] = None) -> str:
-    """The shell-quoted command line of this process (``sys.argv`` by default)."""
-    argv = list(sys.argv if argv is None else argv)
-    return " ".join(shlex.quote(a) for a in [sys.executable, *argv])
-
-
-def environment_line(world_size: int, device: torch.device) -> str:
-    """One line: time, versions, device and world size."""
-    cuda = torch.version.cuda or "none"
-    gpu = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "-"
-    return (f"{datetime.datetime.now().isoformat(timespec='seconds')} python={platform.python_version()} "
-            f"torch={torch.__version__} cuda={cuda} cudnn={torch.backends.cudnn.version() or 'none'} "
-            f"device={device} gpu={gpu!r} world_size={world_size} host={platform.node()}")
 
 
 def parameter_summary(model: nn.Module) -> str:
@@ -129,4 +96,5 @@ class JsonlLog:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        append_line(self.path, json.dumps(to_jsonable(dict(record)), sort_keys=False))
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(to_jsonable(dict(record)), sort_keys=False) + "\n")

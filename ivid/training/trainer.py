@@ -29,12 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ivid.utils.io import atomic_write
+from ivid.utils.run_record import run_record, write_run_folder
+
 from . import distributed as dist
 from .checkpoint_files import params_to_state_dict, unwrap
 from .data_loop import BatchStream, epoch_permutation
 from .ema import EmaSet
 from .mixed_precision import MixedPrecision, normalize_fp16_mode
-from .run_dir import JsonlLog, append_line, command_line, environment_line, parameter_summary, write_json
+from .run_dir import JsonlLog, parameter_summary
 from .samples import GridSampler
 from .signals import GracefulStop
 from .state import RunSettings, TrainingState
@@ -444,12 +447,10 @@ class BasicTrainer:
             return
         os.makedirs(os.path.join(self.output_dir, "ckpts"), exist_ok=True)
         os.makedirs(os.path.join(self.output_dir, "samples"), exist_ok=True)
-        if self.config is not None:
-            write_json(os.path.join(self.output_dir, "config.json"), self.config)
-        append_line(os.path.join(self.output_dir, "command.txt"), self.command or command_line())
-        append_line(os.path.join(self.output_dir, "env.txt"), environment_line(self.world_size, self.device))
+        record = run_record(self.config or {}, self.command, self.device, self.world_size)
+        write_run_folder(self.output_dir, record, "config.json" if self.config is not None else None)
         summary = parameter_summary(self.backbone)
-        with open(os.path.join(self.output_dir, "params.txt"), "w", encoding="utf-8") as f:
+        with atomic_write(os.path.join(self.output_dir, "params.txt"), "w") as f:
             f.write(summary)
             f.write(f"trainer: {type(self).__name__}, batch {self.batch_size_per_gpu} per rank x "
                     f"{self.world_size} ranks, split {self.batch_split}, fp16_mode {self._fp16_text()}, "

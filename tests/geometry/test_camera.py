@@ -18,7 +18,8 @@ from ivid.geometry import (
     viewset,
     viewset_from_file,
 )
-from ivid.geometry.camera import grid_yaw_pitch_3x9, trajectory_angles, viewset_angles, yaw_pitch_of_view
+from ivid.geometry.camera import yaw_pitch_of_view
+from ivid.geometry.viewsets import grid_yaw_pitch_3x9, trajectory_angles, viewset_angles
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "geometry"
 

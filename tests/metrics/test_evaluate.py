@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 from scipy import linalg, special
 
-from ivid.metrics import MetricsError, compute_metrics, default_cache_name, evaluate_folders, load_cache
+from ivid.metrics import (EvaluationRequest, MetricsError, compute_metrics, default_cache_name, load_cache,
+                          run_evaluation)
 
 from .conftest import write_images
 
@@ -91,12 +92,12 @@ def test_fid_of_a_folder_with_itself_is_zero(folders, toy_features):
 
 def test_num_samples_is_a_seeded_choice(folders, toy_features):
     real, fake = folders
-    report = evaluate_folders(real, fake, ("fid",), SIZE, num_samples=12, feature_extractor=toy_features,
-                              batch_size=8, seed=1, verbose=False)
-    again = evaluate_folders(real, fake, ("fid",), SIZE, num_samples=12, feature_extractor=toy_features,
-                             batch_size=8, seed=1, verbose=False)
-    other = evaluate_folders(real, fake, ("fid",), SIZE, num_samples=12, feature_extractor=toy_features,
-                             batch_size=8, seed=2, verbose=False)
+    def request(seed):
+        return EvaluationRequest(real, fake, ("fid",), SIZE, num_samples=12, batch_size=8, seed=seed, verbose=False)
+
+    report = run_evaluation(request(1), toy_features)
+    again = run_evaluation(request(1), toy_features)
+    other = run_evaluation(request(2), toy_features)
     assert report.settings["num_fake"] == 12 and report.settings["num_real"] == 24
     assert report.scores == again.scores and report.scores != other.scores
     with pytest.raises(MetricsError, match="num_samples=31"):
@@ -204,6 +205,19 @@ def test_unknown_metric_and_mode_are_errors(folders, toy_features):
         _run(real, fake, toy_features, metrics=["fid", "lpips"])
     with pytest.raises(MetricsError, match="unknown clean-fid mode"):
         _run(real, fake, toy_features, mode="tf")
+
+
+def test_evaluation_request_checks_its_fields(folders):
+    real, fake = folders
+    request = EvaluationRequest(real, fake, ["KID", "fid", "kid"])
+    assert request.metrics == ("kid", "fid") and request.cache_dir == os.path.join("metrics", "cache")
+    for bad, match in (({"batch_size": 0}, "batch_size=0"), ({"num_samples": 0}, "num_samples=0"),
+                       ({"seed": -1}, "seed=-1"), ({"image_size": 1.5}, "image_size=1.5")):
+        with pytest.raises(MetricsError, match=match):
+            EvaluationRequest(real, fake, **bad)
+    with pytest.raises(MetricsError, match="need real images"):
+        EvaluationRequest(None, fake, ("fid",))
+    assert EvaluationRequest(None, fake, ("is",)).needs_real is False
 
 
 def test_default_cache_name_uses_the_path_tail():

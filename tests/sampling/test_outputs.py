@@ -11,7 +11,7 @@ from ivid.geometry import linearize_depth, viewset
 from ivid.sampling.multiview import View
 from ivid.sampling.outputs import OutputWriter, run_dir_name
 from ivid.sampling.plan import SampleJob
-from ivid.sampling.viewsets import parse_viewset
+from ivid.geometry.viewsets import parse_viewset
 from ivid.scene import load_scene
 
 S = 8

@@ -91,11 +91,12 @@ def test_default_output_dir_is_the_run_folder(scene_dir):
 
 @pytest.mark.slow
 def test_preset_sets_tolerances_and_video_size(scene_dir, tmp_path):
-    from ivid.sampling.presets import PRESETS
+    from ivid.sampling.presets import PRESETS, resolve_request
 
     defaults = PRESETS["demo"].render_defaults
-    args = cli.parse_args(["--preset", "demo", "--scene_dir", str(scene_dir), "--atol", "0.2"])
-    assert args.atol == 0.2 and (args.rtol, args.erode_rgb) == (defaults["rtol"], defaults["erode_rgb"])
+    request = resolve_request(cli.to_request(cli.parse_args(["--preset", "demo", "--scene_dir", str(scene_dir),
+                                                             "--atol", "0.2"])))
+    assert request.atol == 0.2 and (request.rtol, request.erode_rgb) == (defaults["rtol"], defaults["erode_rgb"])
     args = cli.parse_args(["--preset", "demo", "--scene_dir", str(scene_dir), "--output_dir", str(tmp_path),
                            "--frames", "2", "--video_size", "64", "--device", "cpu", "--no_progress"])
     cli.main(args)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ivid.sampling.presets import resolve_request
 from ivid.scene import load_scene
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -50,10 +51,13 @@ def _size(path):
 
 def test_clip_denoised_option_reaches_the_samplers(models, tmp_path, monkeypatch):
     """--clip_denoised is off by default (as the reference's sample.py) and clamps every x0 when given."""
-    assert cli.parse_args(models).clip_denoised is False
-    assert cli.parse_args(models + ["--clip_denoised"]).clip_denoised is True
-    assert cli.parse_args(["--preset", "demo"]).clip_denoised is True  # the small demo models need it
-    assert cli.parse_args(["--preset", "demo", "--no-clip_denoised"]).clip_denoised is False
+    def resolved(argv):
+        return resolve_request(cli.to_request(cli.parse_args(argv)))
+
+    assert resolved(models).clip_denoised is False
+    assert resolved(models + ["--clip_denoised"]).clip_denoised is True
+    assert resolved(["--preset", "demo"]).clip_denoised is True  # the small demo models need it
+    assert resolved(["--preset", "demo", "--no-clip_denoised"]).clip_denoised is False
     from ivid.diffusion import DdimSampler
 
     seen = []
@@ -237,15 +241,28 @@ def test_preset_defaults_apply_unless_given(models, tmp_path, monkeypatch):
     preset = _tiny_preset(models, tmp_path, steps_uncond=2, steps_cond=1, atol=0.25, erode_rgb=0, seeds="5")
     monkeypatch.setitem(sampling_run.PRESETS, "demo", preset)
     args = cli.parse_args(["--preset", "demo", "--atol", "0.5", "--viewset", "uncond", "--device", "cpu"])
-    assert (args.steps_uncond, args.steps_cond, args.erode_rgb, args.seeds) == (2, 1, 0, "5")
-    assert args.atol == 0.5 and args.rtol == cli.SampleRequest().rtol
+    assert args.steps_uncond is None and args.atol == 0.5  # the CLI passes what was given; the library resolves
+    request = resolve_request(cli.to_request(args))
+    assert (request.steps_uncond, request.steps_cond, request.erode_rgb, request.seeds) == (2, 1, 0, "5")
+    assert request.atol == 0.5 and request.rtol == resolve_request(cli.SampleRequest()).rtol == 0.03
     run_dir = cli.main(args)
     assert run_dir == os.path.join(preset.sample_defaults["output_dir"], "viewset_uncond_steps_u2_c1_guidance3.0")
     saved = json.load(open(os.path.join(run_dir, "args.json")))
     assert saved["ckpt_uncond"] == preset.ckpt_uncond and saved["config_cond"] == preset.config_cond
     assert _files(run_dir, "scenes") == ["class005_seed00005.npz"]
     # without --preset the reference defaults stay
-    assert cli.parse_args([]).steps_uncond == 1000
+    assert resolve_request(cli.to_request(cli.parse_args([]))).steps_uncond == 1000
+
+
+def test_help_shows_the_defaults_of_the_preset(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--help"])
+    plain = " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--preset", "demo", "--help"])
+    demo = " ".join(capsys.readouterr().out.split())
+    assert "(on 1/depth) (default: 0.03)" in plain and "(on 1/depth) (default: 0.1)" in demo
+    assert "(default: configs/demo_uncond.json)" in demo and "(default: 100)" in demo
 
 
 @pytest.mark.slow

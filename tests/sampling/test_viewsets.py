@@ -1,11 +1,11 @@
-"""ivid.sampling.viewsets: --viewset parsing, per-sample cameras, grid layout."""
+"""ivid.geometry.viewsets: --viewset parsing, per-sample cameras, grid layout."""
 
 import json
 
 import numpy as np
 import pytest
 
-from ivid.sampling.viewsets import ViewsetChoice, grid_layout, parse_viewset, sample_cameras
+from ivid.geometry.viewsets import ViewsetChoice, grid_layout, parse_viewset, sample_cameras
 
 # fixtures/README.md section 5: reorder_3x9__from27
 REORDER_3X9 = [23, 17, 11, 5, 2, 8, 14, 20, 26, 21, 15, 9, 3, 0, 6, 12, 18, 24, 22, 16, 10, 4, 1, 7, 13, 19, 25]
