@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 
 from ivid.cli import add_debug_option, run_cli
-from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
-from ivid.sampling.export import PLY_MODES
+from ivid.render.export import PLY_MODES
+from ivid.render.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
 from ivid.sampling.presets import PRESETS, preset_in_argv
 
 _D = RenderRequest(scene_dir="")

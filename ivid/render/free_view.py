@@ -10,7 +10,7 @@ Outputs (under ``output_dir``, default: the folder above ``scene_dir``):
 - ``--traj 360``: like swing, a full turn at pitch 0;
 - ``--traj none``: no rendering (e.g. with ``--export ply`` only);
 - ``--export ply``: ``meshes/<scene>.ply``; ``--export glb``: ``meshes/<scene>.glb`` (binary glTF,
-  needs trimesh) - see :mod:`ivid.sampling.export`.
+  needs trimesh) - see :mod:`ivid.render.export`.
 """
 
 from __future__ import annotations

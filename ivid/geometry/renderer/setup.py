@@ -1,4 +1,4 @@
-"""Per-vertex and per-face set-up of the rasteriser (see :mod:`ivid.geometry.raster`).
+"""Set-up stage of the rasteriser: snapped vertex positions and per-face edge / depth equations.
 
 Conventions: pixel-index space has x = column, y = row (row 0 = top) and pixel
 (r, c) has its sample at (c, r). Fixed point = pixel-index coordinates times 256
@@ -185,27 +185,3 @@ def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, wid
     rows, cols = last_r - first_r + 1, last_c - first_c + 1
     samples = (area.abs() >> (2 * SUBPIXEL_BITS + 1)) + rows + cols
     return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, rows, cols, area != 0, samples)
-
-
-def clipped_bbox(clip_t: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(4, G) int64 sample bbox (c0, c1, r0, r1) of faces clipped to the near plane, clamped to the image."""
-    corner = torch.stack([take_columns(clip_t, faces_t[k]) for k in range(3)], dim=1)  # (4, 3, G)
-    dist = corner[2] + corner[3]  # (3, G) >= 0 on the visible side of the near plane
-    nxt = corner.roll(-1, dims=1)
-    dist_next = dist.roll(-1, dims=0)
-    crossing = (dist >= 0) != (dist_next >= 0)
-    denom = torch.where(crossing, dist - dist_next, torch.ones_like(dist))
-    t = (dist / denom).clamp(0, 1)
-    points = torch.cat([corner, corner + t * (nxt - corner)], dim=1)  # (4, 6, G)
-    valid = torch.cat([dist >= 0, crossing], dim=0) & (points[3] > 0)
-    w = torch.where(valid, points[3], torch.ones_like(points[3]))
-    px = ((points[0] / w + 1) * (width / 2) - 0.5).clamp(-1.0, width)
-    py = ((1 - points[1] / w) * (height / 2) - 0.5).clamp(-1.0, height)
-    inf = float("inf")
-    c0 = torch.where(valid, px, inf).amin(0).ceil().clamp(0, width - 1)
-    c1 = torch.where(valid, px, -inf).amax(0).floor().clamp(-1, width - 1)
-    r0 = torch.where(valid, py, inf).amin(0).ceil().clamp(0, height - 1)
-    r1 = torch.where(valid, py, -inf).amax(0).floor().clamp(-1, height - 1)
-    empty = ~valid.any(0)
-    c1 = torch.where(empty, torch.full_like(c1, -1.0), c1)
-    return torch.stack([c0, c1, r0, r1]).to(torch.int64)
