@@ -115,7 +115,6 @@ class FixedTriangles:
             ``exclusive`` (llvmpipe fill rule).
         bbox: (4, G) first/last column, first/last row of candidate samples (clamped
             to the image; empty when first > last).
-        rows, cols: (G,) sample rows / columns of the UNCLAMPED bbox.
         nonzero: (G,) bool fixed-point area != 0.
         samples: (G,) int64 estimate of covered samples (area + half the perimeter box).
     """
@@ -125,8 +124,6 @@ class FixedTriangles:
     edge_c: torch.Tensor
     exclusive: torch.Tensor
     bbox: torch.Tensor
-    rows: torch.Tensor
-    cols: torch.Tensor
     nonzero: torch.Tensor
     samples: torch.Tensor
 
@@ -135,7 +132,7 @@ class FixedTriangles:
         def take(t: torch.Tensor) -> torch.Tensor:
             return take_columns(t, index) if t.dim() == 2 else t.index_select(0, index)
         return FixedTriangles(*(take(t) for t in (self.edge_a, self.edge_b, self.edge_c, self.exclusive, self.bbox,
-                                                  self.rows, self.cols, self.nonzero, self.samples)))
+                                                  self.nonzero, self.samples)))
 
 
 def snapped_sample_bbox(xs: Sequence[torch.Tensor],
@@ -182,6 +179,6 @@ def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, wid
     first_c, last_c, first_r, last_r = snapped_sample_bbox((x0, x1, x2), (y0, y1, y2))
     bbox = torch.stack([first_c.clamp_min(0), last_c.clamp_max(width - 1),
                         first_r.clamp_min(0), last_r.clamp_max(height - 1)])
-    rows, cols = last_r - first_r + 1, last_c - first_c + 1
+    rows, cols = last_r - first_r + 1, last_c - first_c + 1  # of the unclamped bbox
     samples = (area.abs() >> (2 * SUBPIXEL_BITS + 1)) + rows + cols
-    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, rows, cols, area != 0, samples)
+    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, area != 0, samples)
