@@ -83,7 +83,8 @@ def test_fronto_parallel_plane_lands_where_projection_says():
     inner = (u > 0.6 / size) & (u < 1 - 0.6 / size) & (v > 0.6 / size) & (v < 1 - 0.6 / size)
     away = (np.abs(u * size - np.round(u * size)) > 1e-3) & (np.abs(v * size - np.round(v * size)) > 1e-3)
     check = inner & away
-    expected = texture[np.floor(v * size).astype(int).clip(0, size - 1), np.floor(u * size).astype(int).clip(0, size - 1)]
+    texel_row, texel_col = (np.floor(t * size).astype(int).clip(0, size - 1) for t in (v, u))
+    expected = texture[texel_row, texel_col]
     assert check.sum() > 0.6 * render * render
     np.testing.assert_array_equal(out["pass1_alpha"][check], 1.0)
     np.testing.assert_allclose(out["pass1_color"][check], expected[check], atol=1e-6)
