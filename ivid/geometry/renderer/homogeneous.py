@@ -34,9 +34,9 @@ def homogeneous_half_planes(setup: FaceSetup, face: torch.Tensor, height: int,
     """(G, 4) float64 ``(num, a, b)``: the 3 edges and the near plane of faces ``face``."""
     sign = setup.front.index_select(0, face).to(torch.float64) * 2 - 1
     cof = take_columns(setup.cofactor, face).reshape(3, 3, -1) * sign  # (edge, component, G)
-    near = take_columns(setup.ndc_depth, face)
-    near[2] += 1.0  # z_ndc + 1 >= 0
-    return ndc_lines_to_pixel(torch.cat([cof, near.unsqueeze(0)], dim=0), height, width)
+    near_plane = take_columns(setup.ndc_depth, face)
+    near_plane[2] += 1.0  # z_ndc + 1 >= 0
+    return ndc_lines_to_pixel(torch.cat([cof, near_plane.unsqueeze(0)], dim=0), height, width)
 
 
 def clipped_bbox(clip_t: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> torch.Tensor:
