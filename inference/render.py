@@ -18,8 +18,8 @@ import argparse
 import dataclasses
 
 from ivid.cli import add_debug_option, help_with_defaults, run_cli
-from ivid.sampling.export import PLY_MODES
-from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
+from ivid.render.export import PLY_MODES
+from ivid.render.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
 from ivid.sampling.presets import PRESETS, preset_in_argv, request_defaults
 
 #: the reference's default: the run folder of ``inference/sample.py`` with its default options

@@ -6,7 +6,7 @@ Started by ``inference/app.py``; needs the ``app`` extra (``pip install -e ".[ap
 - :mod:`.classes`  class names of the models (ImageNet, toy kinds)
 - :mod:`.choices`  viewsets and samplers offered by the page (one list each)
 - :mod:`.checks`   checks of uploads, values and model files, one-line messages
-- :mod:`.jobs`     the jobs: :func:`ivid.sampling.run_sampling` + :func:`ivid.sampling.run_render`
+- :mod:`.jobs`     the jobs: :func:`ivid.sampling.run_sampling` + :func:`ivid.render.run_render`
 - :mod:`.ui`       the Gradio page and server (imports gradio)
 
 Only :mod:`.ui` imports gradio, so everything else works without the extra.

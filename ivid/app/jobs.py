@@ -2,7 +2,7 @@
 
 A job is the library's two runs, nothing else: :func:`ivid.sampling.run_sampling`
 (``inference/sample.py``) for one seed into a fresh job folder of the app, then
-:func:`ivid.sampling.run_render` (``inference/render.py``) with ``--traj swing
+:func:`ivid.render.run_render` (``inference/render.py``) with ``--traj swing
 --export glb`` on its scene. The page shows the files they write:
 
 =================  ==========================================
@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from ivid.errors import IvidError, OptionError
-from ivid.sampling.free_view import RenderRequest, run_render
+from ivid.render.free_view import RenderRequest, run_render
 from ivid.sampling.image_to_3d import DEFAULT_MIDAS_CKPT
 from ivid.sampling.presets import resolve_request
 from ivid.sampling.run import SampleRequest, find_file, run_sampling

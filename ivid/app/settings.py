@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from ivid.errors import OptionError
-from ivid.sampling.free_view import RenderRequest
+from ivid.render.free_view import RenderRequest
 from ivid.sampling.presets import PRESETS, request_defaults
 from ivid.sampling.run import SampleRequest, find_file
 

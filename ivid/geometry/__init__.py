@@ -1,5 +1,7 @@
-"""Geometry: cameras, viewsets and trajectories, depth encodings, depth -> mesh, and (in raster/shading/resample/warp)
-the pure-PyTorch renderer used for warping, aggregated conditioning and fusion.
+"""Geometry: cameras, viewsets and trajectories, depth encodings, depth -> mesh, the pure-PyTorch renderer
+(:mod:`ivid.geometry.renderer`, docs/renderer.md) and the renders built on it
+(:mod:`ivid.geometry.warp`): forward-backward warping, aggregated conditioning, fusion.
+
 
 Conventions (OpenGL camera looking down -z, row-major world -> camera ``modelview``,
 pixel centres, fov in degrees) are stated in :mod:`ivid.geometry.camera` and
@@ -11,12 +13,7 @@ from .camera import look_at, orbit_eye, orbit_modelview, perspective
 from .depth import depth_edge, erode_mask, linearize_depth, project_depth
 from .mesh import Mesh, Vertices, depth_to_mesh
 from .viewsets import grid_order_3x9, trajectory, viewset, viewset_from_file
-
-# --- rendering (GEOMETRY-2: raster.py / shading.py / resample.py / warp.py) ---------------
-# GEOMETRY-2 adds its single import line right below this comment:
-#   from .warp import aggregate_conditions, forward_backward_warp, render_fusion
-from .warp import aggregate_conditions, forward_backward_warp, render_fusion  # noqa: E402
-# ---------------------------------------------------------------------------------------------
+from .warp import aggregate_conditions, forward_backward_warp, render_fusion
 
 __all__ = [
     "look_at",
@@ -34,7 +31,7 @@ __all__ = [
     "Mesh",
     "Vertices",
     "depth_to_mesh",
+    "forward_backward_warp",
+    "aggregate_conditions",
+    "render_fusion",
 ]
-# GEOMETRY-2: with the import above, also extend __all__ (kept here so the names stay listed):
-_RENDER_NAMES = ["forward_backward_warp", "aggregate_conditions", "render_fusion"]
-__all__ += [name for name in _RENDER_NAMES if name in globals()]

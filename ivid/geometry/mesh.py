@@ -259,7 +259,7 @@ def _modelview_tensor(modelview: Optional[Array], device: torch.device, work: to
 def depth_to_mesh(depth: Array, padding: Union[None, float, str] = None, fov: float = 45,
                   modelview: Optional[Array] = None, atol: Optional[float] = None, rtol: Optional[float] = None,
                   erode_rgb: Optional[int] = None, cal_normal: bool = False) -> Mesh:
-    """Build the mesh of one view from its linear depth map (SPEC section 5).
+    """Build the mesh of one view from its linear depth map (docs/design.md#depth-to-mesh).
 
     Args:
         depth: (H, W) or (H, W, 1) linear depth (camera units, > 0), NumPy or tensor.

@@ -1,13 +1,18 @@
-"""Forward-backward warping, aggregated conditioning and fusion rendering (SPEC 6, 7).
+"""Conditioning renders (forward-backward warp, aggregated conditions) and fusion renders.
 
-Composition only: meshes from :func:`~ivid.geometry.depth_to_mesh`, rendering by
-the pure-PyTorch renderers (:mod:`._raster_render` on :mod:`.raster` and
-:mod:`.shading`), SSAA reduction by :mod:`.resample`. Every function accepts NumPy
-arrays or torch tensors (any device; results stay there) and returns the same kind.
+Composition only (docs/renderer.md#conditioning-renders, docs/renderer.md#fusion-renders):
+meshes from :func:`~ivid.geometry.depth_to_mesh`, rendering and SSAA reduction by
+:mod:`ivid.geometry.renderer`. Every function accepts NumPy arrays or torch tensors
+(any device; results stay there) and returns the same kind.
 
-Renderer planes are the reference's: (0.1, 200) for warping and fusion, (0.01, 200)
-for the aggregated conditions used while sampling. Images are H x W x C, row 0 =
-top, colours in [0, 1].
+Two kinds of planes, named apart: the renderer's clip planes (:class:`ClipPlanes`,
+the reference's: :data:`WARP_CLIP_PLANES` for warping, :data:`AGGREGATION_CLIP_PLANES`
+for the aggregated conditions used while sampling, :data:`FUSION_CLIP_PLANES` for
+fusion) and the planes of the depth code z (``code_near`` / ``code_far``;
+docs/design.md#depth-to-mesh). The public keywords keep the reference's names:
+``near`` / ``far`` are code planes in :func:`forward_backward_warp` and
+:func:`aggregate_conditions`, clip planes in :func:`render_fusion`. Images are
+H x W x C, row 0 = top, colours in [0, 1].
 """
 
 from __future__ import annotations
@@ -17,20 +22,25 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ivid.errors import OptionError
+
 from ._arrays import first_tensor, tensors_to_numpy, to_tensor
-from ._raster_render import aggregation_render, mesh_arrays, projection, simple_render
 from .camera import look_at
 from .depth import depth_edge, erode_mask, linearize_depth, project_depth
 from .mesh import Mesh, depth_to_mesh
-from .resample import coverage_mask, downsample_color, pick_subpixel
+from .renderer import (ClipPlanes, aggregation_render, coverage_mask, downsample_color, mesh_arrays, pick_subpixel,
+                       projection, settings_for, simple_render)
 
-WARP_PLANES = (0.1, 200.0)
-AGGREGATION_PLANES = (0.01, 200.0)
-FUSION_PLANES = (0.1, 200.0)
-#: frame-pixels rendered at once by render_fusion
-FUSION_PIXEL_BUDGET = 1 << 22
+#: the renderer's clip planes (the reference's) for each kind of render
+WARP_CLIP_PLANES = ClipPlanes(0.1, 200.0)
+AGGREGATION_CLIP_PLANES = ClipPlanes(0.01, 200.0)
+FUSION_CLIP_PLANES = ClipPlanes(0.1, 200.0)
+#: ``render_fusion(..., resolution=)``: colour at image size and the rest at render size (the
+#: documented default), or every output at image size, or every output at render size
+FUSION_RESOLUTIONS = ("mixed", "image", "render")
 
-__all__ = ["forward_backward_warp", "aggregate_conditions", "aggregate_conditions_batch", "render_fusion"]
+__all__ = ["forward_backward_warp", "aggregate_conditions", "aggregate_conditions_batch", "render_fusion",
+           "WARP_CLIP_PLANES", "AGGREGATION_CLIP_PLANES", "FUSION_CLIP_PLANES", "FUSION_RESOLUTIONS"]
 
 
 def _device(*objs: Any) -> torch.device:
@@ -56,15 +66,15 @@ def _render_pass(meshes: List[Mesh], textures: torch.Tensor, modelviews: torch.T
                  device: torch.device) -> Dict[str, torch.Tensor]:
     """SimpleRenderer pass at ``ssaa`` x the texture size; frame b = meshes[b] seen by modelviews[b]."""
     size = textures.shape[1] * ssaa
-    matrices = projection(fov, *WARP_PLANES, device) @ modelviews
-    return simple_render([mesh_arrays(m, device) for m in meshes], textures, matrices, size, *WARP_PLANES)
+    matrices = projection(fov, WARP_CLIP_PLANES, device) @ modelviews
+    return simple_render([mesh_arrays(m, device) for m in meshes], textures, matrices, size, WARP_CLIP_PLANES)
 
 
 def forward_backward_warp(rgbd: Any, modelview1: Any, modelview0: Any = None, padding: Any = None,
                           fov: float = 45, near: float = 0.5, far: float = 100, mode: str = "z_buffer",
                           atol: float = 0.02, rtol: float = 0.02, ssaa: int = 3,
                           return_passes: bool = False) -> Dict[str, Any]:
-    """Warp an RGBD image to ``modelview1`` and back (the training-pair condition, SPEC 7.3).
+    """Warp an RGBD image to ``modelview1`` and back (the training-pair condition, docs/design.md#training-data).
 
     mesh0 = depth_to_mesh(linearize(depth), padding, fov, modelview0) is rendered at
     modelview1 (colour: uint8 + LANCZOS, depth: centre sub-pixel); mesh1 =
@@ -78,7 +88,8 @@ def forward_backward_warp(rgbd: Any, modelview1: Any, modelview0: Any = None, pa
         modelview0: source view; None = ``look_at((0,0,1), 0, +y)``.
         padding: mesh0 padding (None, number of pixels, or 'frustum'); the reference's
             training data uses the image size.
-        fov: degrees. near, far, mode: encoding of the depth channel.
+        fov: degrees. near, far, mode: planes and mode of the depth channel's code (not
+            clip planes: the renders use :data:`WARP_CLIP_PLANES`).
         atol, rtol: discontinuity tolerances (mesh1 flags and depth_edge).
         ssaa: supersampling factor of the renders.
         return_passes: also return the intermediate renders (``pass1_*``, ``pass2_*``).
@@ -122,11 +133,11 @@ def forward_backward_warp(rgbd: Any, modelview1: Any, modelview0: Any = None, pa
     return out if isinstance(rgbd, torch.Tensor) else tensors_to_numpy(out)
 
 
-def _condition_images(rendered: Dict[str, torch.Tensor], ssaa: int, near: float, far: float, mode: str,
+def _condition_images(rendered: Dict[str, torch.Tensor], ssaa: int, code_near: float, code_far: float, mode: str,
                       atol: float, rtol: float, erode_rgb: Optional[int]) -> Dict[str, torch.Tensor]:
     """SSAA reduction and masking of aggregation renders (B, S, S, .) -> (B, H, W, C) conditions."""
     color = downsample_color(rendered["color"], ssaa).to(torch.float32) / 255
-    depth = project_depth(pick_subpixel(rendered["depth"].unsqueeze(-1), ssaa), near, far, mode)
+    depth = project_depth(pick_subpixel(rendered["depth"].unsqueeze(-1), ssaa), code_near, code_far, mode)
     mask = coverage_mask(rendered["mask_depth"], ssaa).unsqueeze(-1)
     mask_rgb = coverage_mask(rendered["mask_color"], ssaa).unsqueeze(-1)
     depth_convex = depth.clone()
@@ -162,9 +173,9 @@ def aggregate_conditions_batch(meshes_per_sample: Sequence[Sequence[Mesh]], colo
         raise ValueError("aggregate_conditions: need one colour image per mesh")
     size = textures[0].shape[1] * ssaa
     views = _matrices(modelviews, batch, device, "aggregate_conditions: modelview")
-    matrices = projection(fov, *AGGREGATION_PLANES, device) @ views
+    matrices = projection(fov, AGGREGATION_CLIP_PLANES, device) @ views
     meshes = [[mesh_arrays(m, device) for m in ms] for ms in meshes_per_sample]
-    rendered = aggregation_render(meshes, textures, matrices, size, *AGGREGATION_PLANES)
+    rendered = aggregation_render(meshes, textures, matrices, size, AGGREGATION_CLIP_PLANES)
     out = _condition_images(rendered, ssaa, near, far, mode, atol, rtol, erode_rgb)
     anchor = first_tensor(colors_per_sample, modelviews, [m.faces for ms in meshes_per_sample for m in ms])
     return out if anchor is not None else tensors_to_numpy(out)
@@ -173,9 +184,9 @@ def aggregate_conditions_batch(meshes_per_sample: Sequence[Sequence[Mesh]], colo
 def aggregate_conditions(meshes: Sequence[Mesh], colors: Sequence[Any], modelview: Any, fov: float = 45,
                          near: float = 0.6, far: float = 5, mode: str = "z_buffer", atol: float = 0.03,
                          rtol: float = 0.03, erode_rgb: Optional[int] = 3, ssaa: int = 3) -> Dict[str, Any]:
-    """Condition of a new view from all previous views' meshes (SPEC section 6).
+    """Condition of a new view from all previous views' meshes (docs/design.md#rendering).
 
-    Aggregation render of ``meshes`` at ``modelview`` (ssaa x size, planes 0.01 / 200),
+    Aggregation render of ``meshes`` at ``modelview`` (ssaa x size, :data:`AGGREGATION_CLIP_PLANES`),
     then colour LANCZOS, depth = project_depth(centre sub-pixel, near, far, mode),
     mask = SSAA(mask_depth) & depth_edge(depth, atol, rtol), mask_rgb =
     SSAA(mask_color) & erode(mask, 2*erode_rgb-1), colour *= mask_rgb, depth *= mask.
@@ -184,6 +195,7 @@ def aggregate_conditions(meshes: Sequence[Mesh], colors: Sequence[Any], modelvie
         meshes: M view meshes (``depth_to_mesh(..., padding='frustum', cal_normal=True)``).
         colors: M view colours (H, W, 3) in [0, 1], one per mesh.
         modelview: (4, 4) target camera.
+        near, far, mode: planes and mode of the returned depth code z (not clip planes).
 
     Returns:
         dict with ``color`` (H, W, 3), ``depth`` (H, W, 1) z, ``mask``, ``mask_rgb``
@@ -200,35 +212,60 @@ def aggregate_conditions(meshes: Sequence[Mesh], colors: Sequence[Any], modelvie
 
 
 def render_fusion(meshes: Sequence[Mesh], colors: Sequence[Any], modelviews: Sequence[Any], fov: float = 45,
-                  ssaa: int = 5, near: float = 0.1, far: float = 200) -> List[Dict[str, Any]]:
+                  ssaa: int = 5, near: float = FUSION_CLIP_PLANES.near, far: float = FUSION_CLIP_PLANES.far,
+                  resolution: str = "mixed") -> List[Dict[str, Any]]:
     """Fusion-based free-view rendering: aggregation render of all views at each camera.
 
     Args:
-        meshes: M view meshes (with normals; render.py uses padding 32).
+        meshes: M view meshes (with normals; free-view rendering uses padding 32).
         colors: M view colours (H, W, 3) in [0, 1].
         modelviews: T target cameras (4, 4) (a list or a (T, 4, 4) array).
-        fov: degrees; ssaa: supersampling; near, far: renderer planes.
+        fov: degrees; ssaa: supersampling; near, far: the renderer's clip planes
+            (default :data:`FUSION_CLIP_PLANES`).
+        resolution: ``"mixed"`` (default): colour at image size, the rest at render
+            size S = ssaa * H; ``"image"``: every output at image size (depth: the
+            centre sub-pixel, masks: more than 3/4 of the sub-pixels, as the
+            conditions); ``"render"``: every output at render size (colour before
+            the uint8 + LANCZOS reduction).
 
     Returns:
         T dicts: ``color`` (H, W, 3) float32 in [0, 1] after SSAA downsampling,
         ``depth`` (S, S, 1) float32 linear depth at render resolution S = ssaa * H,
-        ``mask_color`` / ``mask_depth`` (S, S, 1) float32 {0, 1} at render resolution.
+        ``mask_color`` / ``mask_depth`` (S, S, 1) float32 {0, 1} at render resolution
+        (with ``resolution="mixed"``; the other choices change the sizes as above).
     """
+    if resolution not in FUSION_RESOLUTIONS:
+        raise OptionError(f"render_fusion: resolution {resolution!r}: use one of {', '.join(FUSION_RESOLUTIONS)}")
     device = _device(colors, modelviews, [m.faces for m in meshes])
     textures = torch.stack([to_tensor(c, device=device, dtype=torch.float32) for c in colors])
     views = torch.stack([to_tensor(v, device=device, dtype=torch.float64) for v in modelviews])
     size = textures.shape[1] * ssaa
     arrays = [mesh_arrays(m, device) for m in meshes]
-    matrices = projection(fov, near, far, device) @ views
-    group = max(1, FUSION_PIXEL_BUDGET // (size * size))
+    clip_planes = ClipPlanes(near, far)
+    matrices = projection(fov, clip_planes, device) @ views
+    settings = settings_for(device)
+    group = max(1, settings.fusion_pixel_budget // (size * size))
     frames = []
     for start in range(0, views.shape[0], group):
         part = matrices[start:start + group]
-        rendered = aggregation_render([arrays] * part.shape[0], [textures] * part.shape[0], part, size, near, far)
-        color = downsample_color(rendered["color"], ssaa).to(torch.float32) / 255
-        for b in range(part.shape[0]):
-            frames.append({"color": color[b], "depth": rendered["depth"][b].unsqueeze(-1),
-                           "mask_color": rendered["mask_color"][b].unsqueeze(-1).to(torch.float32),
-                           "mask_depth": rendered["mask_depth"][b].unsqueeze(-1).to(torch.float32)})
+        rendered = aggregation_render([arrays] * part.shape[0], [textures] * part.shape[0], part, size, clip_planes,
+                                      settings)
+        frames.extend(_fusion_frames(rendered, ssaa, resolution))
     anchor = first_tensor(colors, modelviews, [m.faces for m in meshes])
     return frames if anchor is not None else tensors_to_numpy(frames)
+
+
+def _fusion_frames(rendered: Dict[str, torch.Tensor], ssaa: int, resolution: str) -> List[Dict[str, torch.Tensor]]:
+    """Per-camera dicts of an aggregation render (B, S, S, .) at the ``resolution`` of :func:`render_fusion`."""
+    depth = rendered["depth"].unsqueeze(-1)
+    masks = {name: rendered[name] for name in ("mask_color", "mask_depth")}
+    if resolution == "render":
+        color = rendered["color"]
+    else:
+        color = downsample_color(rendered["color"], ssaa).to(torch.float32) / 255
+    if resolution == "image":
+        depth = pick_subpixel(depth, ssaa)
+        masks = {name: coverage_mask(mask, ssaa) for name, mask in masks.items()}
+    return [{"color": color[b], "depth": depth[b],
+             **{name: mask[b].unsqueeze(-1).to(torch.float32) for name, mask in masks.items()}}
+            for b in range(color.shape[0])]

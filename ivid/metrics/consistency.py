@@ -241,8 +241,7 @@ def reproject(rgb: torch.Tensor, depth: torch.Tensor, modelviews: torch.Tensor, 
         (P, H, W) bool: the centre and more than 3/4 of the sub-pixels are drawn.
     """
     from ivid.geometry import depth_to_mesh
-    from ivid.geometry._raster_render import mesh_arrays, projection, simple_render
-    from ivid.geometry.resample import coverage_mask, pick_subpixel
+    from ivid.geometry.renderer import coverage_mask, mesh_arrays, pick_subpixel, projection, simple_render
 
     device = rgb.device
     count, height, width = depth.shape
@@ -265,13 +264,13 @@ def reproject(rgb: torch.Tensor, depth: torch.Tensor, modelviews: torch.Tensor, 
               for s in sources}
     textures = torch.nn.functional.interpolate(rgb.permute(0, 3, 1, 2).to(torch.float32), scale_factor=texture_upsample,
                                                mode="bilinear", align_corners=False).clamp(0, 1).permute(0, 2, 3, 1)
-    matrices = projection(float(fov), *RENDER_PLANES, device) @ views
+    matrices = projection(float(fov), RENDER_PLANES, device) @ views
     group = max(1, TEXEL_BUDGET // (textures.shape[1] * textures.shape[2]))
     size = height * ssaa
     for first in range(0, len(pairs), group):
         chunk = pairs[first:first + group]
         rendered = simple_render([meshes[int(s)] for s in chunk[:, 0]], textures[chunk[:, 0].to(device)],
-                                 matrices[chunk[:, 1].to(device)], size, *RENDER_PLANES)
+                                 matrices[chunk[:, 1].to(device)], size, RENDER_PLANES)
         drawn = rendered["alpha"] > 0.5
         part = slice(first, first + len(chunk))
         out["color"][part] = pick_subpixel(rendered["color"], ssaa)

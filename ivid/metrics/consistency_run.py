@@ -148,7 +148,7 @@ def _default_output(scene_dir: str, paths: Sequence[str]) -> str:
 
 def main(args: argparse.Namespace) -> None:
     """Run the command line on parsed ``args`` (errors propagate; the CLIs run this in ``ivid.cli.run_cli``)."""
-    from ivid.sampling.free_view import find_scenes
+    from ivid.render.free_view import find_scenes
     from ivid.utils.device import resolve_device
     from ivid.utils.io import atomic_write
 

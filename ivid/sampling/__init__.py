@@ -1,4 +1,5 @@
-"""Multiview sampling (G_u then G_c view after view), outputs, image-to-3D, free-view rendering, export.
+"""Multiview sampling (G_u then G_c view after view), outputs, image-to-3D (free-view rendering and
+export of the scenes: :mod:`ivid.render`).
 
 - :mod:`.multiview`   the sequential sampler (no file I/O): :func:`sample_multiview`
 - :mod:`.plan`        seeds/classes -> :class:`SampleJob` list, batches, per-process shares
@@ -6,14 +7,8 @@
 - :mod:`.outputs`     run folder, grids / conds / results / scenes, background writer
 - :mod:`.image_to_3d` a photo (+ depth) as the first view
 - :mod:`.run`         a whole ``inference/sample.py`` run (devices, processes)
-- :mod:`.fusion`      fusion rendering of saved scenes
-- :mod:`.free_view`   a whole ``inference/render.py`` run
-- :mod:`.export`      PLY and glTF (GLB) export
 """
 
-from .export import export_scene_glb, export_scene_ply, scene_geometry, write_ply
-from .free_view import RenderRequest, find_scenes, run_render
-from .fusion import render_frames, scene_meshes
 from .image_to_3d import disparity_to_code, photo_rgbd01
 from .multiview import MultiviewOptions, Timings, View, batch_conditions, sample_multiview, view_mesh
 from .outputs import OutputWriter, run_dir_name, scene_views
@@ -27,6 +22,4 @@ __all__ = [
     "OutputWriter", "run_dir_name", "scene_views",
     "photo_rgbd01", "disparity_to_code",
     "Preset", "PRESETS", "resolve_request", "SampleRequest", "run_sampling", "sampling_devices",
-    "scene_meshes", "render_frames", "RenderRequest", "run_render", "find_scenes",
-    "export_scene_ply", "export_scene_glb", "scene_geometry", "write_ply",
 ]

@@ -62,7 +62,7 @@ def _video_path(value):
 def _expected_geometry(scene_path, models):
     """Vertex / face counts of the scene's mesh, from the scene file itself (not from the GLB): the GLB holds
     the vertices its faces use."""
-    from ivid.sampling.export import scene_geometry
+    from ivid.render.export import scene_geometry
     from ivid.scene import load_scene
 
     views = load_scene(scene_path)

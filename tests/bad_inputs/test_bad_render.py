@@ -34,7 +34,7 @@ def test_huge_video_size_fails_up_front_and_keeps_the_videos(render_tool, capsys
 
 def test_an_encoder_failure_names_the_video_and_keeps_the_old_pair(render_tool, capsys, scene_dir, tmp_path,
                                                                    monkeypatch):
-    import ivid.sampling.free_view as free_view
+    import ivid.render.free_view as free_view
     from ivid.utils.video import VideoEncodeError
 
     out = tmp_path / "out"

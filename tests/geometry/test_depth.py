@@ -77,7 +77,7 @@ def test_depth_edge_matches_reference(meshes, scene, tol, kind):
 
 
 def _naive_depth_edge(z, atol, rtol):
-    """Per-pixel loop reference of the SPEC rule."""
+    """Per-pixel loop reference of the rule in docs/design.md#depth-to-mesh."""
     z = np.maximum(z, 1e-6)
     height, width = z.shape
     count = np.zeros((height, width), int)

@@ -122,7 +122,8 @@ def test_padding_ring_geometry():
     frustum = depth_to_mesh(np.full((size, size), depth), padding="frustum", fov=fov)
     skirt = frustum.vertices.position.reshape(size + 2, size + 2, 3)
     np.testing.assert_allclose(skirt[ring][:, 2], -0.1)
-    np.testing.assert_allclose(skirt[0, 0], np.array([plain[0, 0, 0] - pixel, plain[0, 0, 1] + pixel, -depth]) * 0.1 / depth)
+    corner = np.array([plain[0, 0, 0] - pixel, plain[0, 0, 1] + pixel, -depth])
+    np.testing.assert_allclose(skirt[0, 0], corner * 0.1 / depth)
 
 
 def test_discontinuity_flags_hand_made_step():

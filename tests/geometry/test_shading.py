@@ -1,12 +1,14 @@
-"""Shaders and the aggregation fold against hand-computed values (SPEC section 6)."""
+"""Vertex attributes, shaders and the aggregation fold against hand-computed values (docs/design.md#rendering)."""
 
 import math
 
+import pytest
 import torch
 
-from ivid.geometry.raster import RowFragments
-from ivid.geometry.shading import (AggregationAccumulator, aggregation_weight, interpolate, sample_nearest,
-                                   simple_shade, texel_table, window_to_linear)
+from ivid.geometry.renderer import (AggregationAccumulator, ClipPlanes, FragmentAttributes, RowFragments,
+                                    VertexAttributes, interpolate_attributes, pack_attributes, window_to_linear)
+from ivid.geometry.renderer.attributes import interpolate
+from ivid.geometry.renderer.shade import aggregation_weight, sample_nearest, simple_shade, texel_table
 
 
 def _fragments(face, bary, front, zbuf=None):
@@ -46,8 +48,9 @@ def test_simple_shade_edge_alpha_uses_interpolated_flag():
     is_edge = torch.tensor([1.0, 1.0, 0.0])  # two of three vertices flagged: interpolated < 0.999 inside
     frag = _fragments([0, 0, 0, -1], [[0.3, 0.3, 0.4], [0.4996, 0.4996, 0.0008], [0.3, 0.3, 0.4], [0, 0, 0]],
                       [True, True, False, False])
-    table = torch.cat([uv, is_edge.view(-1, 1)], 1)
-    color, alpha = simple_shade(frag, faces, table, texel_table(texture), (8, 8), torch.zeros(1, 1, dtype=torch.int64))
+    packed = pack_attributes(VertexAttributes(uv=uv, is_edge=is_edge.view(-1, 1)))
+    attributes = interpolate_attributes(packed, frag, faces)
+    color, alpha = simple_shade(frag, attributes, texel_table(texture), (8, 8), torch.zeros(1, 1, dtype=torch.int64))
     assert alpha[0].tolist() == [1.0, 0.0, 0.0, 0.0]  # front / edge > 0.999 / back / empty
     assert (color[:, 0, 2] == 0).all() and (color[:, 0, 3] == 0).all()
     assert torch.equal(color[:, 0, 0], texture[0, 3, 2])  # uv = (0.34, 0.42) -> texel row 3, col 2
@@ -62,14 +65,16 @@ def test_aggregation_weight_rules():
     flags[2, 3] = 1.0  # eroded
     flags[1, 4] = 0.002  # touches padding
     flags[0, 5] = 0.9995  # interpolated edge
-    weight = aggregation_weight(position, normal, flags, center)
+    attributes = FragmentAttributes(position=position, normal=normal, is_edge=flags[0], is_padding=flags[1],
+                                    is_eroded=flags[2])
+    weight = aggregation_weight(attributes, center)
     expected = [1.0, math.exp(-20 * 0.05), 1e-4, 1e-8, 1e-16, 1e-16]  # 0.6 rad > 26.4 deg -> floor 1e-4
     assert torch.allclose(weight.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-4)
 
 
-def _fold(meshes):
+def _fold(meshes, host_checks=None):
     """Fold meshes given as per-pixel (weight, window depth, grey colour) lists, in order."""
-    acc = AggregationAccumulator.zeros(1, 1, len(meshes[0]), torch.device("cpu"))
+    acc = AggregationAccumulator.zeros(1, 1, len(meshes[0]), torch.device("cpu"), host_checks)
     for mesh in meshes:
         weight = torch.tensor([w for w, _, _ in mesh], dtype=torch.float32).view(1, -1)
         zbuf = torch.tensor([z for _, z, _ in mesh], dtype=torch.float32).view(1, -1)
@@ -95,10 +100,10 @@ def test_fold_weights_fallbacks_and_counters():
         [(0.0, 0.4, 0.0), (0.0, 1.0, 0.0)],  # back face only: no weight at all -> window depth 0 (near)
     ]
     acc = _fold([[p[0] for p in pixels], [p[1] for p in pixels]])
-    out = acc.read_back(0.01, 200.0)
+    out = acc.read_back(ClipPlanes(0.01, 200.0))
     color = out["color"][0, 0, :, 0]
     window = [(1.0 * 0.5 + 1.0 * 0.8) / 2, 0.9, 0.9, (1e-8 * 0.9 + 0.3) / (1 + 1e-8), 0.6, 0.0]
-    expected_depth = window_to_linear(torch.tensor(window), 0.01, 200.0)
+    expected_depth = window_to_linear(torch.tensor(window), ClipPlanes(0.01, 200.0))
     assert torch.allclose(out["depth"][0, 0], expected_depth, rtol=1e-5)
     expected_color = [(0.2 + 0.5 * 0.8) / 1.5, 0.7, 0.7, 0.4, 0.3, 0.0]
     assert torch.allclose(color, torch.tensor(expected_color), atol=1e-6)
@@ -108,8 +113,40 @@ def test_fold_weights_fallbacks_and_counters():
     assert torch.allclose(acc.depth_weight[0, 0], torch.tensor([2, 1e-8, 1e-8, 1 + 1e-8, 1, 0]))
 
 
+def test_fold_host_checks_do_not_change_the_sums():
+    """The settled-block shortcut (CPU default) and the always-blend path (accelerators) fold to the same bits."""
+    rng = torch.Generator().manual_seed(0)
+    meshes = []
+    for _ in range(4):
+        weight = torch.rand(64, generator=rng)
+        weight[torch.rand(64, generator=rng) < 0.4] = 1e-16
+        weight[torch.rand(64, generator=rng) < 0.2] = 0.0
+        meshes.append(list(zip(weight.tolist(), torch.rand(64, generator=rng).tolist(),
+                               torch.rand(64, generator=rng).tolist())))
+    fast, plain = _fold(meshes, host_checks=True), _fold(meshes, host_checks=False)
+    for name in ("color_sum", "color_weight", "depth_sum", "depth_weight", "count_depth", "count_color"):
+        assert torch.equal(getattr(fast, name), getattr(plain, name)), name
+
+
 def test_window_to_linear_planes():
-    depth = window_to_linear(torch.tensor([0.0, 1.0, 0.5]), 0.1, 200.0)
+    depth = window_to_linear(torch.tensor([0.0, 1.0, 0.5]), ClipPlanes(0.1, 200.0))
     assert torch.allclose(depth, torch.tensor([0.1, 200.0, 0.1 * 200 / (200 - 0.5 * 199.9)]), rtol=1e-4)
     # float32 like the reference: its cleared pixels read back as 199.9878 (render/warp_room128_identity.npz)
     assert abs(float(depth[1]) - 199.9878) < 1e-4
+
+
+def test_packed_attributes_come_back_by_name():
+    """Packing order is internal: every attribute interpolates to its own values, whatever else is packed."""
+    faces = torch.tensor([[0, 1, 2]])
+    vertex = VertexAttributes(position=torch.tensor([[0.0, 0, -1], [1, 0, -1], [0, 1, -1]]),
+                              uv=torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+                              is_padding=torch.tensor([[0.0], [1.0], [0.0]]))
+    frag = _fragments([0, 0], [[1.0, 0.0, 0.0], [0.25, 0.5, 0.25]], [True, True])
+    out = interpolate_attributes(pack_attributes(vertex), frag, faces)
+    assert out.normal is None and out.is_edge is None
+    assert out.uv.shape == (2, 1, 2) and out.is_padding.shape == (1, 2)
+    assert torch.allclose(out.uv[:, 0, 1], torch.tensor([0.5, 0.25]))
+    assert torch.allclose(out.position[:, 0, 1], torch.tensor([0.5, 0.25, -1.0]))
+    assert out.is_padding[0].tolist() == [0.0, 0.5]
+    with pytest.raises(ValueError, match="uv"):
+        pack_attributes(VertexAttributes(uv=torch.zeros(3, 3)))

@@ -83,7 +83,8 @@ def test_fronto_parallel_plane_lands_where_projection_says():
     inner = (u > 0.6 / size) & (u < 1 - 0.6 / size) & (v > 0.6 / size) & (v < 1 - 0.6 / size)
     away = (np.abs(u * size - np.round(u * size)) > 1e-3) & (np.abs(v * size - np.round(v * size)) > 1e-3)
     check = inner & away
-    expected = texture[np.floor(v * size).astype(int).clip(0, size - 1), np.floor(u * size).astype(int).clip(0, size - 1)]
+    texel_row, texel_col = (np.floor(t * size).astype(int).clip(0, size - 1) for t in (v, u))
+    expected = texture[texel_row, texel_col]
     assert check.sum() > 0.6 * render * render
     np.testing.assert_array_equal(out["pass1_alpha"][check], 1.0)
     np.testing.assert_allclose(out["pass1_color"][check], expected[check], atol=1e-6)
@@ -173,6 +174,29 @@ def test_render_fusion_frames(fixtures_dir):
     depth = frames[0]["depth"][1::3, 1::3, 0]  # blends all views' window depths: close to view 0's depth
     relative = np.abs(depth / fix["views_depth_linear"][0][..., 0] - 1)
     assert np.median(relative) < 1e-4 and (relative < 5e-3).mean() > 0.98
+
+
+def test_render_fusion_resolutions(fixtures_dir):
+    """resolution='image' / 'render' return every output at one size; 'mixed' (default) is the documented mix."""
+    from ivid.geometry.renderer import coverage_mask
+
+    fix, meshes, colors = _views(fixtures_dir, 2, padding=32)
+    views = [fix["views_modelview"][1]]
+    mixed = render_fusion(meshes, colors, views, ssaa=3)[0]
+    image = render_fusion(meshes, colors, views, ssaa=3, resolution="image")[0]
+    render = render_fusion(meshes, colors, views, ssaa=3, resolution="render")[0]
+    assert {k: v.shape for k, v in image.items()} == {"color": (128, 128, 3), "depth": (128, 128, 1),
+                                                      "mask_color": (128, 128, 1), "mask_depth": (128, 128, 1)}
+    assert all(v.shape[:2] == (384, 384) for v in render.values())
+    np.testing.assert_array_equal(image["color"], mixed["color"])
+    np.testing.assert_array_equal(image["depth"], mixed["depth"][1::3, 1::3])
+    for key in ("mask_color", "mask_depth"):
+        np.testing.assert_array_equal(render[key], mixed[key])
+        expected = coverage_mask(torch.from_numpy(mixed[key][..., 0] > 0.5), 3).numpy()
+        np.testing.assert_array_equal(image[key][..., 0], expected.astype(np.float32))
+    np.testing.assert_array_equal(render["depth"], mixed["depth"])
+    with pytest.raises(ValueError, match="resolution"):
+        render_fusion(meshes, colors, views, resolution="half")
 
 
 @pytest.mark.gpu

@@ -1,4 +1,4 @@
-"""Row spans of convex pixel sets given by half-planes, and their expansion (span path).
+"""Span path of the rasteriser: faces as half-planes, covered samples enumerated row span by row span.
 
 A face is covered at pixel (r, c) when ``a_k * c >= num_k - b_k * r`` for each of its
 K half-planes k. Half-planes with ``a_k == 0`` only depend on the row; they are folded
@@ -9,13 +9,22 @@ upper slots once per face so that :func:`row_spans` needs no per-row branching. 
 integer-valued float64 inputs below 2**52 (the fixed-point path) the numerator is
 exact and the division correctly rounded, so ceil / floor are exact and samples lying
 exactly on an edge are decided right.
+
+Faces come in :class:`SpanGroup` s (snapped triangles that are large, leave the
+image or need the discard half-plane; and the homogeneous path's faces); work is
+chunked by an estimate of rows + covered samples (:func:`span_chunks`) and every
+chunk's samples become depth-test keys (:func:`span_keys`).
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 import torch
+
+from .keys import EMPTY_KEY, FACE_BITS
+from .setup import DEPTH_MAX, SUBPIXEL_ONE, FixedTriangles, take_columns
 
 #: "no bound" (far outside any image, exactly representable)
 UNBOUNDED = float(1 << 40)
@@ -151,3 +160,94 @@ def _expand(count: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     owner = torch.cumsum(torch.bincount(start, minlength=total + 1)[:total], 0) - 1
     offset = torch.arange(total, device=count.device) - start.index_select(0, owner)
     return owner, offset
+
+
+@dataclass
+class SpanGroup:
+    """Faces of the span path, ready for :func:`row_spans` (built by :func:`span_group`)."""
+
+    face: torch.Tensor  # (G,) int64 global face index
+    rows: torch.Tensor  # (G, 2) int64 first / last candidate row
+    table: torch.Tensor  # (T, G) float64 slot_table: half-plane slots and column range
+    cost: torch.Tensor  # (G,) int64 estimated rows + covered samples
+    lower: int
+    upper: int
+
+
+def span_group(face: torch.Tensor, bbox: torch.Tensor, planes: Tuple[torch.Tensor, ...],
+               samples: Optional[torch.Tensor] = None,
+               row_limit: Optional[torch.Tensor] = None) -> Optional[SpanGroup]:
+    """Assemble a span group from (G, K) half-planes and a (4, G) bbox; drop faces without candidates.
+
+    ``samples`` estimates the covered samples per face (given for snapped triangles;
+    default: the bbox area); ``row_limit`` (G, 2) int64 optionally narrows the rows.
+    """
+    rows = bbox[2:4].T
+    if row_limit is not None:
+        rows = torch.stack([torch.maximum(rows[:, 0], row_limit[:, 0]), torch.minimum(rows[:, 1], row_limit[:, 1])], 1)
+    num, a, b, rows = fold_flat_half_planes(*planes, rows)
+    ok = (bbox[0] <= bbox[1]) & (rows[:, 0] <= rows[:, 1])
+    if not bool(ok.any()):
+        return None
+    count = rows[:, 1] - rows[:, 0] + 1
+    area = count * (bbox[1] - bbox[0] + 1)
+    cost = count + (area if samples is None else torch.minimum(samples, area))
+    index = torch.nonzero(ok).squeeze(1)
+    table, lower, upper = slot_table(num, a, b, bbox[0:2].T.to(torch.float64), triangle_edges=samples is not None)
+    return SpanGroup(face.index_select(0, index), rows.index_select(0, index), take_columns(table, index),
+                     cost.index_select(0, index), lower, upper)
+
+
+def append_half_planes(planes: Tuple[torch.Tensor, ...],
+                       extra: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, ...]:
+    """(num, a, b) half-planes (G, K) and (G, K') side by side: (G, K + K')."""
+    return tuple(torch.cat([p, q], dim=1) for p, q in zip(planes, extra))
+
+
+def integer_half_planes(tri: FixedTriangles) -> Tuple[torch.Tensor, ...]:
+    """(G, 3) float64 ``(num, a, b)`` of snapped triangles (exact integers)."""
+    num = tri.exclusive.to(torch.int64) - tri.edge_c
+    return (num.T.to(torch.float64), (tri.edge_a * SUBPIXEL_ONE).T.to(torch.float64),
+            (tri.edge_b * SUBPIXEL_ONE).T.to(torch.float64))
+
+
+def span_chunks(cost: torch.Tensor, budget: int) -> List[Tuple[int, int]]:
+    """Split span-path faces into consecutive slices of about ``budget`` estimated rows + samples."""
+    total = torch.cumsum(cost.clamp_min(0), 0)
+    count = cost.shape[0]
+    if int(total[-1]) <= budget:
+        return [(0, count)]
+    marks = torch.arange(budget, int(total[-1]), budget, device=cost.device)
+    ends = torch.searchsorted(total, marks, right=True).tolist() + [count]
+    bounds, start = [], 0
+    for end in ends:
+        end = min(max(end, start + 1), count)
+        if start < count and end > start:
+            bounds.append((start, end))
+            start = end
+    return bounds
+
+
+def span_keys(group: SpanGroup, start: int, end: int, table: torch.Tensor, frame: torch.Tensor,
+              height: int, width: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(pixel, key) of the covered samples of faces ``start:end`` of a span group.
+
+    ``table`` (T + 3, G) float64: ``group.table`` followed by the faces' depth24 rows
+    (kc, kr, k0), gathered together per (face, row) item.
+    """
+    local, row = expand_rows(group.rows[start:end])
+    rows = take_columns(table[:, start:end], local)
+    lo, hi = row_spans(rows, group.lower, group.upper, row)
+    item, col = expand_spans(lo, hi)
+    # per-row quantities, then per-sample gathers
+    row_face = group.face[start:end].index_select(0, local)
+    depth_at = 3 * (group.lower + group.upper) + 2
+    kc, kr, k0 = rows[depth_at:depth_at + 3]
+    row_depth = torch.addcmul(k0, kr, row.to(torch.float64))
+    row_base = (frame.index_select(0, row_face) * height + row) * width
+    face = row_face.index_select(0, item)
+    depth = torch.addcmul(row_depth.index_select(0, item), kc.index_select(0, item), col.to(torch.float64))
+    invalid = (depth < 0) | (depth > DEPTH_MAX)
+    key = (torch.round_(depth.clamp_(0, DEPTH_MAX)).to(torch.int32).to(torch.int64) << FACE_BITS) | face
+    key.masked_fill_(invalid, EMPTY_KEY)  # never beats the cleared buffer
+    return row_base.index_select(0, item) + col, key

@@ -1,11 +1,13 @@
-"""Fusion-based free-view rendering of saved scenes (SPEC §9, ``inference/render.py``).
+"""Fusion-based free-view rendering of saved scenes (docs/design.md#inference, ``inference/render.py``).
 
 Each view of a scene becomes a mesh with numeric padding 32 (a skirt of 32
 pixel widths), discontinuity/erosion flags and normals; all meshes are blended
 into any camera by :func:`ivid.geometry.render_fusion` (aggregation renderer,
-ssaa 5, planes (0.1, 200)). Colour frames are the renderer's downsampled colour;
-depth frames colourise ``project_depth(depth[2::5, 2::5])`` with the DEFAULT
-planes near 0.5 / far 100, as the reference's depth video does.
+ssaa 5, its default clip planes ``FUSION_CLIP_PLANES``; docs/renderer.md#fusion-renders),
+every output at image size. Colour frames are the renderer's downsampled colour;
+depth frames colourise ``project_depth`` of the centre sub-pixel's depth with the
+DEFAULT code planes 0.5 / 100 (:data:`VIDEO_CODE_NEAR` / :data:`VIDEO_CODE_FAR`), as
+the reference's depth video does.
 """
 
 from __future__ import annotations
@@ -17,15 +19,13 @@ import torch
 
 from ivid.utils.images import colorize_depth, pm1_to_uint8
 
-__all__ = ["FUSION_PADDING", "FUSION_SSAA", "FUSION_NEAR", "FUSION_FAR", "VIDEO_DEPTH_NEAR", "VIDEO_DEPTH_FAR",
-           "scene_meshes", "render_frames"]
+__all__ = ["FUSION_PADDING", "FUSION_SSAA", "VIDEO_CODE_NEAR", "VIDEO_CODE_FAR", "scene_meshes", "render_frames"]
 
 FUSION_PADDING = 32
 FUSION_SSAA = 5
-FUSION_NEAR = 0.1
-FUSION_FAR = 200.0
-VIDEO_DEPTH_NEAR = 0.5
-VIDEO_DEPTH_FAR = 100.0
+#: planes of the depth code the depth video colourises (not clip planes)
+VIDEO_CODE_NEAR = 0.5
+VIDEO_CODE_FAR = 100.0
 
 
 def scene_meshes(views: Sequence[Dict[str, object]], atol: float, rtol: float, erode_rgb: int,
@@ -59,15 +59,12 @@ def scene_meshes(views: Sequence[Dict[str, object]], atol: float, rtol: float, e
     return meshes, colors, fovs.pop()
 
 
-def _depth_frame(depth_linear, ssaa: int) -> np.ndarray:
+def _depth_frame(depth_linear) -> np.ndarray:
+    """Colourised depth code of an (H, W, 1) linear depth frame, as uint8 (H, W, 3)."""
     from ivid.geometry import project_depth
 
-    depth = torch.as_tensor(depth_linear).detach().float().cpu()
-    if depth.dim() == 3:
-        depth = depth[..., 0]
-    offset = (ssaa - 1) // 2
-    z01 = project_depth(depth[offset::ssaa, offset::ssaa], VIDEO_DEPTH_NEAR, VIDEO_DEPTH_FAR)
-    return colorize_depth(np.asarray(z01))
+    depth = torch.as_tensor(depth_linear).detach().float().cpu()[..., 0]
+    return colorize_depth(np.asarray(project_depth(depth, VIDEO_CODE_NEAR, VIDEO_CODE_FAR)))
 
 
 def render_frames(meshes: list, colors: List[torch.Tensor], modelviews: Sequence[np.ndarray], fov: float,
@@ -75,13 +72,14 @@ def render_frames(meshes: list, colors: List[torch.Tensor], modelviews: Sequence
     """Fusion-render a scene into each camera (``chunk`` cameras per renderer call).
 
     Yields:
-        ``(color, depth)`` per camera: ``S x S x 3`` uint8 colour (the renderer's
-        [0, 1] colour, already on the 1/255 grid, rounded) and ``S x S x 3`` uint8 colourised depth.
+        ``(color, depth)`` per camera: ``H x W x 3`` uint8 colour (the renderer's
+        [0, 1] colour, already on the 1/255 grid, rounded) and ``H x W x 3`` uint8 colourised depth
+        (the centre sub-pixel's depth), both at the scene's image size.
     """
     from ivid.geometry import render_fusion
 
     for start in range(0, len(modelviews), chunk):
         cameras = [np.asarray(m, np.float64) for m in modelviews[start:start + chunk]]
-        for out in render_fusion(meshes, colors, cameras, fov=fov, ssaa=ssaa, near=FUSION_NEAR, far=FUSION_FAR):
+        for out in render_fusion(meshes, colors, cameras, fov=fov, ssaa=ssaa, resolution="image"):
             color = torch.as_tensor(out["color"]).detach().float().cpu().numpy()
-            yield pm1_to_uint8(color * 2.0 - 1.0), _depth_frame(out["depth"], ssaa)
+            yield pm1_to_uint8(color * 2.0 - 1.0), _depth_frame(out["depth"])

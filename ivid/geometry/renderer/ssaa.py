@@ -1,4 +1,4 @@
-"""SSAA reduction of supersampled renders back to the image size.
+"""SSAA reduction stage: supersampled renders (S = ssaa x the image size) back to the image size.
 
 - colour: truncate to uint8 (``uint8(clip(c, 0, 1) * 255)``, no rounding), then
   Pillow's LANCZOS resize (:func:`lanczos_resize_uint8` reproduces Pillow's 8-bit
@@ -19,6 +19,8 @@ from functools import lru_cache
 from typing import Tuple
 
 import torch
+
+__all__ = ["downsample_color", "pick_subpixel", "coverage_mask", "lanczos_resize_uint8", "to_uint8_trunc"]
 
 LANCZOS_SUPPORT = 3.0
 #: Pillow's fixed-point precision for 8-bit images: 32 - 8 - 2

@@ -1,14 +1,40 @@
-"""The vectorised rasteriser against a naive per-pixel reference loop and analytic cases."""
+"""The rasteriser (rasterize_keys + resolve_rows) against a naive per-pixel reference loop and analytic cases."""
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
-from ivid.geometry.raster import DEPTH_MAX, rasterize, to_clip
+from ivid.geometry.renderer import BackDiscard, rasterize_keys, resolve_rows, settings_for, to_clip
+from ivid.geometry.renderer.setup import DEPTH_MAX
 
 SIZE = 24
+
+
+@dataclass
+class Frames:
+    """Whole framebuffers decoded from the production path, (F, H, W) maps."""
+
+    pix_to_face: torch.Tensor  # int64 index into the given faces, -1 where empty
+    bary: torch.Tensor  # (F, H, W, 3) float32
+    zbuf: torch.Tensor  # float32 window depth, 1.0 where empty
+    front_facing: torch.Tensor  # bool
+
+    @property
+    def covered(self):
+        return self.pix_to_face >= 0
+
+
+def rasterize(clip, faces, face_frame, num_frames, size, back_discard=None, settings=None):
+    """rasterize_keys, then resolve_rows over all rows (the renderers resolve the same rows block by block)."""
+    raster = rasterize_keys(clip, faces, face_frame, num_frames, size, back_discard, settings)
+    rows = resolve_rows(raster, 0, raster.keys.shape[0], settings)
+    face = rows.face if raster.kept is None else raster.kept.index_select(0, rows.face.view(-1)).view(rows.face.shape)
+    shape = (num_frames, size, size)
+    return Frames(pix_to_face=torch.where(rows.covered, face, -1).view(shape), bary=rows.bary.view(shape + (3,)),
+                  zbuf=rows.zbuf.view(shape), front_facing=rows.front.view(shape))
 
 
 def _perspective(fov=45.0, near=0.1, far=200.0):
@@ -105,15 +131,14 @@ def test_small_triangle_grid_across_the_border_matches_naive_loop():
     assert (face_ref >= 0).mean() > 0.5 and len(np.unique(face_ref)) > 40
 
 
-def test_resolve_in_sub_blocks_is_exact(monkeypatch):
-    import ivid.geometry._raster_resolve as resolve_module
+def test_resolve_in_sub_blocks_is_exact():
     rng = np.random.default_rng(4)
     world = np.append(rng.uniform(-0.8, 0.8, (40, 2)), -rng.uniform(1, 3, (40, 1)), 1)
     clip, faces = torch.from_numpy(_world_clip(world)), torch.from_numpy(rng.integers(0, 40, (60, 3)))
     frames = torch.zeros(60, dtype=torch.int64)
-    whole = rasterize(clip, faces, frames, 1, SIZE)
-    monkeypatch.setattr(resolve_module, "RESOLVE_PIXELS", 2 * SIZE + 5)  # sub-blocks of 2 rows
-    parts = rasterize(clip, faces, frames, 1, SIZE)
+    whole = rasterize(clip, faces, frames, 1, SIZE, settings=settings_for("cpu").replace(resolve_block_pixels=None))
+    small = settings_for("cpu").replace(resolve_block_pixels=(2 * SIZE + 5) // torch.get_num_threads())
+    parts = rasterize(clip, faces, frames, 1, SIZE, settings=small)  # sub-blocks of about 2 rows
     assert torch.equal(whole.bary, parts.bary) and torch.equal(whole.pix_to_face, parts.pix_to_face)
 
 
@@ -197,7 +222,8 @@ def test_frames_batched_equal_one_by_one_and_chunking_is_invisible():
         faces.append(rng.integers(0, 12, (10, 3)))
     together = rasterize(torch.from_numpy(np.concatenate(clips)),
                          torch.from_numpy(np.concatenate([f + 12 * k for k, f in enumerate(faces)])),
-                         torch.arange(3).repeat_interleave(10), 3, SIZE, fragment_budget=64)
+                         torch.arange(3).repeat_interleave(10), 3, SIZE,
+                         settings=settings_for("cpu").replace(fragment_budget=64, dense_budget=64))
     for k in range(3):
         alone = _run(clips[k], faces[k])
         face = together.pix_to_face[k]
@@ -210,7 +236,7 @@ def test_back_discard_removes_fragments_and_their_depth():
     world = [[-4, -4, -3.0], [4, -4, -3.0], [0, 4, -3.0], [-1, -1, -1.5], [0, 1, -1.5], [1, -1, -1.5]]
     clip = _world_clip(world)
     values = torch.tensor([0, 0, 0, 0, 1, 0], dtype=torch.float64)
-    frag = _run(clip, [[0, 1, 2], [3, 4, 5]], back_discard=(values, 0.5))
+    frag = _run(clip, [[0, 1, 2], [3, 4, 5]], back_discard=BackDiscard(values, 0.5))
     plain = _run(clip, [[0, 1, 2], [3, 4, 5]])
     near_face = plain.pix_to_face[0] == 1
     top = frag.bary[0][..., 1] > 0.5

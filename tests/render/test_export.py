@@ -1,10 +1,10 @@
-"""ivid.sampling.export: binary PLY that parses back, vertex/face counts on analytic scenes."""
+"""ivid.render.export: binary PLY that parses back, vertex/face counts on analytic scenes."""
 
 import numpy as np
 import pytest
 
 from ivid.geometry import viewset
-from ivid.sampling.export import export_scene_ply, write_ply
+from ivid.render.export import export_scene_ply, write_ply
 
 _PLY_TYPES = {"float": "<f4", "uchar": "u1", "int": "<i4", "uint": "<u4"}
 

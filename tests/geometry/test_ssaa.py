@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ivid.geometry.resample import (coverage_mask, downsample_color, lanczos_resize_uint8, pick_subpixel,
-                                    to_uint8_trunc)
+from ivid.geometry.renderer.ssaa import (coverage_mask, downsample_color, lanczos_resize_uint8, pick_subpixel,
+                                         to_uint8_trunc)
 
 
 @pytest.mark.parametrize("shape,size", [((384, 384), (128, 128)), ((640, 640), (128, 128)), ((96, 60), (32, 20)),

@@ -10,7 +10,7 @@ Outputs (under ``output_dir``, default: the folder above ``scene_dir``):
 - ``--traj 360``: like swing, a full turn at pitch 0;
 - ``--traj none``: no rendering (e.g. with ``--export ply`` only);
 - ``--export ply``: ``meshes/<scene>.ply``; ``--export glb``: ``meshes/<scene>.glb`` (binary glTF,
-  needs trimesh) - see :mod:`ivid.sampling.export`.
+  needs trimesh) - see :mod:`ivid.render.export`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ivid.errors import OptionError
 from ivid.geometry.viewsets import TRAJECTORIES as NAMED_TRAJECTORIES
+from ivid.sampling.presets import resolve_request, setting
 from ivid.utils.device import resolve_device
 from ivid.utils.images import save_png
 from ivid.utils.io import remove_orphan_temps, temp_path
@@ -35,7 +36,6 @@ from ivid.utils.video import MAX_VIDEO_SIZE, encode_mp4
 
 from .export import PLY_MODES, export_scene_glb, export_scene_ply
 from .fusion import render_frames, scene_meshes
-from .presets import resolve_request, setting
 
 __all__ = ["RenderRequest", "TRAJECTORIES", "find_scenes", "run_render"]
 

@@ -1,4 +1,4 @@
-"""ivid.sampling.export.export_scene_glb and render.py --export glb: binary glTF that two readers load back."""
+"""ivid.render.export.export_scene_glb and render.py --export glb: binary glTF that two readers load back."""
 
 import importlib.util
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ivid.geometry import viewset
-from ivid.sampling.export import export_scene_glb, scene_geometry, srgb_to_linear_u8
+from ivid.render.export import export_scene_glb, scene_geometry, srgb_to_linear_u8
 from ivid.scene import save_scene
 
 pytest.importorskip("trimesh", reason="the app extra (trimesh) writes glTF")
@@ -144,7 +144,7 @@ def test_render_cli_exports_glb_next_to_ply(tmp_path):
 
 
 def test_render_on_frame_reports_every_frame_and_can_stop(tmp_path):
-    from ivid.sampling.free_view import RenderRequest, run_render
+    from ivid.render.free_view import RenderRequest, run_render
 
     save_scene(tmp_path / "scenes" / "a.npz", _two_views(8))
     calls = []

@@ -1,4 +1,4 @@
-"""Per-vertex and per-face set-up of the rasteriser (see :mod:`ivid.geometry.raster`).
+"""Set-up stage of the rasteriser: snapped vertex positions and per-face edge / depth equations.
 
 Conventions: pixel-index space has x = column, y = row (row 0 = top) and pixel
 (r, c) has its sample at (c, r). Fixed point = pixel-index coordinates times 256
@@ -115,7 +115,6 @@ class FixedTriangles:
             ``exclusive`` (llvmpipe fill rule).
         bbox: (4, G) first/last column, first/last row of candidate samples (clamped
             to the image; empty when first > last).
-        rows, cols: (G,) sample rows / columns of the UNCLAMPED bbox.
         nonzero: (G,) bool fixed-point area != 0.
         samples: (G,) int64 estimate of covered samples (area + half the perimeter box).
     """
@@ -125,8 +124,6 @@ class FixedTriangles:
     edge_c: torch.Tensor
     exclusive: torch.Tensor
     bbox: torch.Tensor
-    rows: torch.Tensor
-    cols: torch.Tensor
     nonzero: torch.Tensor
     samples: torch.Tensor
 
@@ -135,7 +132,7 @@ class FixedTriangles:
         def take(t: torch.Tensor) -> torch.Tensor:
             return take_columns(t, index) if t.dim() == 2 else t.index_select(0, index)
         return FixedTriangles(*(take(t) for t in (self.edge_a, self.edge_b, self.edge_c, self.exclusive, self.bbox,
-                                                  self.rows, self.cols, self.nonzero, self.samples)))
+                                                  self.nonzero, self.samples)))
 
 
 def snapped_sample_bbox(xs: Sequence[torch.Tensor],
@@ -182,30 +179,6 @@ def fixed_triangles(fixed: torch.Tensor, faces_t: torch.Tensor, height: int, wid
     first_c, last_c, first_r, last_r = snapped_sample_bbox((x0, x1, x2), (y0, y1, y2))
     bbox = torch.stack([first_c.clamp_min(0), last_c.clamp_max(width - 1),
                         first_r.clamp_min(0), last_r.clamp_max(height - 1)])
-    rows, cols = last_r - first_r + 1, last_c - first_c + 1
+    rows, cols = last_r - first_r + 1, last_c - first_c + 1  # of the unclamped bbox
     samples = (area.abs() >> (2 * SUBPIXEL_BITS + 1)) + rows + cols
-    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, rows, cols, area != 0, samples)
-
-
-def clipped_bbox(clip_t: torch.Tensor, faces_t: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(4, G) int64 sample bbox (c0, c1, r0, r1) of faces clipped to the near plane, clamped to the image."""
-    corner = torch.stack([take_columns(clip_t, faces_t[k]) for k in range(3)], dim=1)  # (4, 3, G)
-    dist = corner[2] + corner[3]  # (3, G) >= 0 on the visible side of the near plane
-    nxt = corner.roll(-1, dims=1)
-    dist_next = dist.roll(-1, dims=0)
-    crossing = (dist >= 0) != (dist_next >= 0)
-    denom = torch.where(crossing, dist - dist_next, torch.ones_like(dist))
-    t = (dist / denom).clamp(0, 1)
-    points = torch.cat([corner, corner + t * (nxt - corner)], dim=1)  # (4, 6, G)
-    valid = torch.cat([dist >= 0, crossing], dim=0) & (points[3] > 0)
-    w = torch.where(valid, points[3], torch.ones_like(points[3]))
-    px = ((points[0] / w + 1) * (width / 2) - 0.5).clamp(-1.0, width)
-    py = ((1 - points[1] / w) * (height / 2) - 0.5).clamp(-1.0, height)
-    inf = float("inf")
-    c0 = torch.where(valid, px, inf).amin(0).ceil().clamp(0, width - 1)
-    c1 = torch.where(valid, px, -inf).amax(0).floor().clamp(-1, width - 1)
-    r0 = torch.where(valid, py, inf).amin(0).ceil().clamp(0, height - 1)
-    r1 = torch.where(valid, py, -inf).amax(0).floor().clamp(-1, height - 1)
-    empty = ~valid.any(0)
-    c1 = torch.where(empty, torch.full_like(c1, -1.0), c1)
-    return torch.stack([c0, c1, r0, r1]).to(torch.int64)
+    return FixedTriangles(edge_a, edge_b, edge_c, exclusive, bbox, area != 0, samples)

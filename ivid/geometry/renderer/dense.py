@@ -1,4 +1,4 @@
-"""Dense candidate path of the rasteriser for small triangles (bbox <= 16 x 16 samples).
+"""Dense path of the rasteriser: small snapped triangles (bbox <= 16 x 16 samples) on candidate grids.
 
 Every face of a size class (R rows x C columns) gets an R x C grid of candidate
 samples from its bbox corner (faces whose bbox leaves the image take the span
@@ -16,7 +16,8 @@ from typing import Iterator, List, Tuple
 
 import torch
 
-from ._raster_setup import DEPTH_MAX, SUBPIXEL_ONE, snapped_sample_bbox
+from .keys import EMPTY_KEY, FACE_BITS
+from .setup import DEPTH_MAX, SUBPIXEL_ONE, snapped_sample_bbox
 
 #: candidate grid sides (rows and columns are bucketed separately)
 BUCKETS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16)
@@ -158,8 +159,8 @@ def dense_table(split: FaceSplit, face: torch.Tensor, depth24: torch.Tensor, fra
     return DenseTable(split.edges, depth, face, (frame * height + r0) * width + c0)
 
 
-def dense_keys(table: DenseTable, start: int, end: int, shape: Tuple[int, int], width: int, face_bits: int,
-               empty_key: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def dense_keys(table: DenseTable, start: int, end: int, shape: Tuple[int, int],
+               width: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """z-test keys of the R x C candidate samples of faces ``start:end`` of a size class.
 
     Candidates are laid out (R, C, G) with the faces innermost, so that every
@@ -169,7 +170,7 @@ def dense_keys(table: DenseTable, start: int, end: int, shape: Tuple[int, int], 
 
     Returns:
         ``(pixel, key)``: (R * C * G,) int64 flat framebuffer index and key
-        ``depth24 << face_bits | face`` (>= ``empty_key`` for non-covered candidates,
+        ``depth24 << FACE_BITS | face`` (>= ``EMPTY_KEY`` for non-covered candidates,
         whose index may point up to R * W + C past the last frame: the caller's
         buffer has that much slack). Depth is rounded half up and clamped to
         [0, DEPTH_MAX].
@@ -189,8 +190,8 @@ def dense_keys(table: DenseTable, start: int, end: int, shape: Tuple[int, int], 
     window = (row_depth + depth[1] * torch.arange(num_cols, device=device, dtype=torch.float64).view(1, -1, 1))
     window.clamp_(0, DEPTH_MAX)
     # float64 -> int32 -> int64 (exact below 2**24) is several times faster on CPU than a direct conversion
-    key = window.to(torch.int32).to(torch.int64).bitwise_left_shift_(face_bits).bitwise_or_(table.face[start:end])
-    key.masked_fill_(signs < 0, empty_key)  # outside: never beats the cleared buffer
+    key = window.to(torch.int32).to(torch.int64).bitwise_left_shift_(FACE_BITS).bitwise_or_(table.face[start:end])
+    key.masked_fill_(signs < 0, EMPTY_KEY)  # outside: never beats the cleared buffer
     pixel = table.base[start:end] + (row_step * width + col_step)
     return pixel.reshape(-1), key.reshape(-1)
 
