@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from ivid.errors import OptionError
-from ivid.sampling import RenderRequest, SampleRequest
+from ivid.render.free_view import RenderRequest
+from ivid.sampling import SampleRequest
 from ivid.sampling.multiview import MultiviewOptions
 from ivid.sampling.presets import PRESETS, request_defaults, resolve_request
 
