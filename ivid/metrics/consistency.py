@@ -32,6 +32,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ivid.geometry import depth_to_mesh, project_depth
+from ivid.geometry.camera import yaw_pitch_of_view
+from ivid.geometry.renderer import coverage_mask, mesh_arrays, pick_subpixel, projection, simple_render
+from ivid.geometry.warp import WARP_CLIP_PLANES
+
 __all__ = [
     "DEPTH_TOL", "EDGE_TOL", "MIN_COVISIBLE", "RENDER_SSAA", "TEXTURE_UPSAMPLE",
     "masked_sse", "masked_rmse", "psnr_from_mse", "masked_psnr", "pooled_rmse", "pooled_psnr",
@@ -53,8 +58,6 @@ RENDER_SSAA = 3
 TEXTURE_UPSAMPLE = 4
 #: texels of the per-pair textures held at once (memory bound of :func:`reproject`)
 TEXEL_BUDGET = 1 << 22
-#: the renderer's planes (those of the project's warps)
-RENDER_PLANES = (0.1, 200.0)
 
 
 # --- elementary measures -------------------------------------------------------------------------
@@ -118,7 +121,6 @@ def pooled_psnr(sse: torch.Tensor, count: torch.Tensor, peak: float = 1.0) -> fl
 
 def depth_code(depth: torch.Tensor, near: float, far: float) -> torch.Tensor:
     """Linear depth -> the models' depth channel in [-1, 1]: ``2 * project_depth(depth, near, far) - 1`` (z_buffer)."""
-    from ivid.geometry import project_depth
 
     return project_depth(depth, near, far) * 2 - 1
 
@@ -190,7 +192,6 @@ def neighbour_pairs(modelviews: Any) -> torch.Tensor:
     Returns:
         (P, 2) int64 CPU tensor of (source, target) view indices, both directions, sorted.
     """
-    from ivid.geometry.camera import yaw_pitch_of_view
 
     matrices = torch.as_tensor(np.asarray(modelviews.cpu() if isinstance(modelviews, torch.Tensor) else modelviews,
                                           np.float64))
@@ -240,8 +241,6 @@ def reproject(rgb: torch.Tensor, depth: torch.Tensor, modelviews: torch.Tensor, 
         ``depth`` (P, H, W) float32 linear depth of the centre sub-pixel, ``valid``
         (P, H, W) bool: the centre and more than 3/4 of the sub-pixels are drawn.
     """
-    from ivid.geometry import depth_to_mesh
-    from ivid.geometry.renderer import coverage_mask, mesh_arrays, pick_subpixel, projection, simple_render
 
     device = rgb.device
     count, height, width = depth.shape
@@ -264,13 +263,13 @@ def reproject(rgb: torch.Tensor, depth: torch.Tensor, modelviews: torch.Tensor, 
               for s in sources}
     textures = torch.nn.functional.interpolate(rgb.permute(0, 3, 1, 2).to(torch.float32), scale_factor=texture_upsample,
                                                mode="bilinear", align_corners=False).clamp(0, 1).permute(0, 2, 3, 1)
-    matrices = projection(float(fov), RENDER_PLANES, device) @ views
+    matrices = projection(float(fov), WARP_CLIP_PLANES, device) @ views
     group = max(1, TEXEL_BUDGET // (textures.shape[1] * textures.shape[2]))
     size = height * ssaa
     for first in range(0, len(pairs), group):
         chunk = pairs[first:first + group]
         rendered = simple_render([meshes[int(s)] for s in chunk[:, 0]], textures[chunk[:, 0].to(device)],
-                                 matrices[chunk[:, 1].to(device)], size, RENDER_PLANES)
+                                 matrices[chunk[:, 1].to(device)], size, WARP_CLIP_PLANES)
         drawn = rendered["alpha"] > 0.5
         part = slice(first, first + len(chunk))
         out["color"][part] = pick_subpixel(rendered["color"], ssaa)

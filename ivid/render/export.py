@@ -32,6 +32,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ivid.errors import OptionError
 from ivid.utils.io import atomic_write
 
 __all__ = ["PLY_MODES", "scene_geometry", "write_ply", "export_scene_ply", "export_scene_glb", "srgb_to_linear_u8"]
@@ -120,7 +121,7 @@ def export_scene_ply(path: str, views: Sequence[Dict[str, object]], mode: str = 
         ``{"vertices": V, "faces": F}`` as written.
     """
     if mode not in PLY_MODES:
-        raise ValueError(f"--ply_mode {mode!r}: use one of {', '.join(PLY_MODES)}")
+        raise OptionError(f"--ply_mode {mode!r}: use one of {', '.join(PLY_MODES)}")
     geometry = scene_geometry(views, atol, rtol)
     faces = geometry["faces"] if mode == "mesh" else None
     write_ply(path, geometry["position"], geometry["color"], geometry["normal"], faces)

@@ -95,9 +95,9 @@ def _check(request: RenderRequest) -> None:
         raise OptionError(f"--traj {request.traj!r}: use one of {', '.join(TRAJECTORIES)}")
     if request.export is not None and request.export not in EXPORTS:
         raise OptionError(f"--export {request.export!r}: use one of {', '.join(EXPORTS)}")
-        raise ValueError(f"--export {request.export!r}: use one of {', '.join(EXPORTS)}")
     if request.export == "glb" and importlib.util.find_spec("trimesh") is None:
-        raise ValueError("--export glb: writing glTF needs trimesh; pip install trimesh (or pip install -e \".[app]\")")
+        raise OptionError("--export glb: writing glTF needs trimesh; "
+                          "pip install trimesh (or pip install -e \".[app]\")")
     if request.ply_mode not in PLY_MODES:
         raise OptionError(f"--ply_mode {request.ply_mode!r}: use one of {', '.join(PLY_MODES)}")
     if request.frames < 1:
