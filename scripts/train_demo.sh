@@ -7,16 +7,14 @@
 # Steps (a run folder that already holds checkpoints is resumed, so the script can be re-run):
 #   1. 5,000 32x32 RGBD toy images, 10 classes     -> RUNS_DIR/toy_demo
 #   2. G_u from scratch (8,000 steps)               -> RUNS_DIR/demo_uncond, exported to ckpts/demo/uncond.pt
-#   3. G_c from scratch, 6,000 steps, warp tolerances 0.1 and erosion <= 3 (suited to 32 px; with the
+#   3. G_c from scratch, 14,000 steps, warp tolerances 0.1 and erosion <= 3 (suited to 32 px; with the
 #      released 0.02 a 32 px condition keeps too few pixels and G_c learns to ignore it)
 #                                                  -> RUNS_DIR/demo_cond, exported to ckpts/demo/cond.pt
 #   4. loss and condition-usage curves from both log.jsonl files -> ckpts/demo/loss_curves.png
 #
 # Environment: PYTHON (default: python), THREADS (torch threads per training process, default 1),
 # WEIGHTS (ema or model: which weights of G_u's last checkpoint to export, default ema), WEIGHTS_COND (the
-# same for G_c, default model: at 6,000 steps from scratch they follow the condition better than the EMA,
-# see ckpts/demo/README.md),
-# ONLY (uncond or cond: train just that model).
+# same for G_c, default ema), ONLY (uncond or cond: train just that model).
 # On a GPU machine add DEVICE=cuda.
 set -euo pipefail
 
@@ -25,7 +23,7 @@ RUNS="${1:-$REPO/../runs}"
 PYTHON="${PYTHON:-python}"
 THREADS="${THREADS:-1}"
 WEIGHTS="${WEIGHTS:-ema}"
-WEIGHTS_COND="${WEIGHTS_COND:-model}"
+WEIGHTS_COND="${WEIGHTS_COND:-ema}"
 ONLY="${ONLY:-}"
 DEVICE_ARGS=()
 if [[ -n "${DEVICE:-}" ]]; then DEVICE_ARGS=(--device "$DEVICE"); fi

@@ -83,6 +83,10 @@ class Preset:
 # The small demo models' x0 predictions overshoot [-1, 1] at guidance 3 and 100 steps (saturated or
 # black views without clamping), so the demo clamps them (ADM's default); the released models are
 # sampled without clamping, as the reference.
+# eta 1 (ancestral noise at every DDIM step) lets the demo G_c pull a view back towards its condition at
+# the low-noise steps, where it follows the condition closely; with eta 0 the colours fixed at the
+# high-noise steps stay (colour error against the condition 0.30 vs 0.10 without replace guidance,
+# ckpts/demo/README.md).
 _DEMO_GEOMETRY = {"atol": 0.1, "rtol": 0.1, "erode_rgb": 1}
 
 PRESETS: Dict[str, Preset] = {
@@ -92,7 +96,8 @@ PRESETS: Dict[str, Preset] = {
         ckpt_uncond="ckpts/demo/uncond.pt",
         ckpt_cond="ckpts/demo/cond.pt",
         sample_defaults={"output_dir": "samples/demo", "seeds": "0-3", "steps_uncond": 100, "steps_cond": 20,
-                         "replace_rgb": 0.5, "replace_depth": 0.5, "clip_denoised": True, **_DEMO_GEOMETRY},
+                         "replace_rgb": 0.5, "replace_depth": 0.5, "clip_denoised": True, "eta": 1.0,
+                         **_DEMO_GEOMETRY},
         render_defaults={"video_size": 256, **_DEMO_GEOMETRY},
         about="32x32 toy-scene models trained by this project (configs/demo_*.json, ckpts/demo/)",
     ),
@@ -107,12 +112,21 @@ def _preset(name: Optional[str]) -> Optional[Preset]:
     return PRESETS[name]
 
 
-def request_defaults(request_type: type, preset: Optional[str] = None) -> Dict[str, object]:
+#: samplers that take no DDIM eta (deterministic solvers, which accept only eta 0)
+DETERMINISTIC_SAMPLERS = ("dpmpp_2m",)
+#: preset settings that only the DDIM / DDPM samplers use: not applied with a deterministic sampler
+DDIM_ONLY_SETTINGS = ("eta",)
+
+
+def request_defaults(request_type: type, preset: Optional[str] = None,
+                     sampler: Optional[str] = None) -> Dict[str, object]:
     """``{field: value}`` a field of ``request_type`` left at None resolves to under ``preset``.
 
     ``request_type`` is a request dataclass with a ``PRESET_KIND`` class attribute
     (``"sample"`` or ``"render"``); a field without a reference default resolves to None.
-    These are the defaults the command lines show in ``--help``.
+    These are the defaults the command lines show in ``--help``. With a ``sampler`` in
+    :data:`DETERMINISTIC_SAMPLERS`, the preset's :data:`DDIM_ONLY_SETTINGS` are not applied
+    (they keep the reference default), so ``--preset demo --sampler dpmpp_2m`` works.
 
     Raises:
         OptionError: unknown preset.
@@ -120,7 +134,9 @@ def request_defaults(request_type: type, preset: Optional[str] = None) -> Dict[s
     values = {f.name: f.metadata.get(DEFAULT_KEY) for f in dataclasses.fields(request_type)}
     chosen = _preset(preset)
     if chosen is not None:
-        values.update({k: v for k, v in chosen.defaults(request_type.PRESET_KIND).items() if k in values})
+        skip = DDIM_ONLY_SETTINGS if sampler in DETERMINISTIC_SAMPLERS else ()
+        values.update({k: v for k, v in chosen.defaults(request_type.PRESET_KIND).items()
+                       if k in values and k not in skip})
     return values
 
 
@@ -133,7 +149,7 @@ def resolve_request(request: R) -> R:
     Raises:
         OptionError: unknown preset.
     """
-    defaults = request_defaults(type(request), getattr(request, "preset", None))
+    defaults = request_defaults(type(request), getattr(request, "preset", None), getattr(request, "sampler", None))
     missing = {name: value for name, value in defaults.items()
                if getattr(request, name) is None and value is not None}
     return dataclasses.replace(request, **missing) if missing else request

@@ -17,7 +17,7 @@ def test_sample_request_takes_the_demo_preset():
     request = resolve_request(SampleRequest(preset="demo"))
     assert (request.atol, request.rtol, request.erode_rgb) == (0.1, 0.1, 1)
     assert (request.steps_uncond, request.steps_cond, request.clip_denoised) == (100, 20, True)
-    assert (request.replace_rgb, request.replace_depth) == (0.5, 0.5)
+    assert (request.replace_rgb, request.replace_depth, request.eta) == (0.5, 0.5, 1.0)
     assert (request.output_dir, request.seeds) == ("samples/demo", "0-3")
     assert {k: getattr(request, k) for k in DEMO.files} == DEMO.files
     # what the preset does not set keeps the reference default; fields without one stay None
@@ -31,6 +31,14 @@ def test_explicit_fields_win_over_the_preset():
                                             ckpt_uncond="mine.pt", steps_cond=50))
     assert (request.atol, request.rtol, request.erode_rgb, request.clip_denoised) == (0.03, 0.1, 0, False)
     assert (request.ckpt_uncond, request.ckpt_cond, request.steps_cond) == ("mine.pt", DEMO.ckpt_cond, 50)
+
+
+def test_the_demo_eta_is_not_applied_to_a_deterministic_solver():
+    # DPM-Solver++ accepts only eta 0: the preset's DDIM eta must not make --preset demo --sampler dpmpp_2m fail
+    fast = resolve_request(SampleRequest(preset="demo", sampler="dpmpp_2m", steps_uncond=20, steps_cond=10))
+    assert fast.eta == 0.0 and (fast.atol, fast.replace_rgb) == (0.1, 0.5)
+    assert resolve_request(SampleRequest(preset="demo", sampler="ddim")).eta == 1.0
+    assert resolve_request(SampleRequest(preset="demo", eta=0.3)).eta == 0.3
 
 
 def test_without_a_preset_the_reference_defaults_apply():
