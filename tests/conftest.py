@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pathlib
+import sys
 
 import pytest
 import torch
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# test modules import the shared helper ``repo_scripts`` (the suite runs with --import-mode=importlib)
+sys.path.insert(0, str(REPO_ROOT / "tests"))
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 CONFIGS = REPO_ROOT / "configs"
 

@@ -10,6 +10,7 @@ from PIL import Image
 from ivid.app import AppInputError, AppSettings, JobCancelled, JobRunner, Scene, resolve_models
 from ivid.app import checks, classes, choices, settings as app_settings
 from ivid.app.checks import check_depth, check_midas, check_model_files, check_photo
+from repo_scripts import load_script
 
 
 # -- class names ---------------------------------------------------------------------------------
@@ -222,13 +223,7 @@ def _raises(fn, *args):
 
 
 def _load_cli():
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "inference", "app.py")
-    spec = importlib.util.spec_from_file_location("app_cli", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference/app.py", "app_cli")
 
 
 def test_cli_defaults_bind_locally_and_reject_bad_values(capsys):

@@ -10,7 +10,6 @@ subprocesses where a hang or a second process is the point. Models: the bundled 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -19,6 +18,7 @@ import warnings
 from typing import List, NamedTuple, Optional, Sequence
 
 import pytest
+from repo_scripts import load_script
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: fast sampling settings for the demo models
@@ -41,10 +41,7 @@ class Outcome(NamedTuple):
 def load_tool(relative: str):
     """Import a CLI script (``inference/sample.py``, ``train.py``, ...) as a module."""
     name = "bad_inputs_" + relative.replace("/", "_").replace(".py", "")
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(relative, name)
 
 
 def run_tool(module, argv: Sequence[str], capsys, main=None) -> Outcome:

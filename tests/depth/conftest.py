@@ -1,11 +1,11 @@
 """Shared fixtures of the depth tests: fixture folder, synthetic MiDaS checkpoint, tiny model."""
 
 import gc
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from repo_scripts import load_script
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "midas"
 
@@ -18,9 +18,7 @@ def midas_fixtures() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_midas_ckpt(tmp_path_factory) -> Path:
     """The fixture recipe's deterministic weights as an official-layout .pt (built once, ~20 s, 1.6 GB)."""
-    spec = importlib.util.spec_from_file_location("midas_regen_weights", FIXTURES / "regen_weights.py")
-    regen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(regen)
+    regen = load_script(FIXTURES / "regen_weights.py", "midas_regen_weights")
     path = tmp_path_factory.mktemp("midas") / "dpt_beit_large_512.pt"
     import torch
 

@@ -1,6 +1,5 @@
 """scripts/predict_depth.py on small generated folders with a tiny random-weight model."""
 
-import importlib.util
 import os
 import urllib.error
 from pathlib import Path
@@ -10,16 +9,14 @@ import pytest
 from PIL import Image
 
 from ivid.depth import download
+from repo_scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "predict_depth.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("predict_depth_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "predict_depth_script")
 
 
 def _write_image(path, height, width, seed):

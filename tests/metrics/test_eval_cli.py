@@ -1,23 +1,15 @@
 """``eval.py`` in-process: parse_args + main with a plugged extractor; table printed, JSONL appended."""
 
-import importlib.util
 import json
 import os
 
 import pytest
 
 from ivid.metrics import MetricsError
+from repo_scripts import load_script
 
 
-def _load_cli():
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "eval.py")
-    spec = importlib.util.spec_from_file_location("ivid_eval_cli", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = _load_cli()
+cli = load_script("eval.py", "ivid_eval_cli")
 
 
 def _argv(real, fake, tmp_path, *extra):

@@ -2,7 +2,6 @@
 counts: sample.py -> (render.py --traj random) -> eval.py, checking that results/ holds exactly the images
 each protocol scores. eval.py runs with the tests' small feature extractor (no Inception download)."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -14,8 +13,8 @@ from PIL import Image
 from ivid.scene import load_scene
 
 from .conftest import write_images
+from repo_scripts import load_script
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 # the reference README's options, with tiny step counts and sample counts for a CPU test
 PROTOCOL = ["--classes", "uniform", "--steps_uncond", "2", "--steps_cond", "1", "--guidance", "0.5"]
 COMMON = ["--preset", "demo", "--device", "cpu", "--no_progress"]
@@ -24,16 +23,9 @@ SIZE = 32  # the demo models' image size
 pytestmark = pytest.mark.filterwarnings("ignore:Matrix is singular")
 
 
-def _load(relative, name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sample_cli = _load("inference/sample.py", "protocol_sample_cli")
-render_cli = _load("inference/render.py", "protocol_render_cli")
-eval_cli = _load("eval.py", "protocol_eval_cli")
+sample_cli = load_script("inference/sample.py", "protocol_sample_cli")
+render_cli = load_script("inference/render.py", "protocol_render_cli")
+eval_cli = load_script("eval.py", "protocol_eval_cli")
 
 
 def _sample(out, viewset, num_samples):

@@ -1,6 +1,5 @@
 """ivid.render.export.export_scene_glb and render.py --export glb: binary glTF that two readers load back."""
 
-import importlib.util
 import json
 import os
 import struct
@@ -11,6 +10,7 @@ import pytest
 from ivid.geometry import viewset
 from ivid.render.export import export_scene_glb, scene_geometry, srgb_to_linear_u8
 from ivid.scene import save_scene
+from repo_scripts import load_script
 
 pytest.importorskip("trimesh", reason="the app extra (trimesh) writes glTF")
 
@@ -124,11 +124,7 @@ def test_glb_write_is_atomic_and_leaves_no_temporary(tmp_path):
 
 
 def _load_cli():
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "inference", "render.py")
-    spec = importlib.util.spec_from_file_location("render_cli_glb", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("inference/render.py", "render_cli_glb")
 
 
 def test_render_cli_exports_glb_next_to_ply(tmp_path):

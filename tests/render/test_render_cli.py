@@ -1,6 +1,5 @@
 """inference/render.py: fusion videos, random views, PLY export and errors, on synthetic scenes (CPU)."""
 
-import importlib.util
 import os
 
 import imageio.v2 as imageio
@@ -10,19 +9,12 @@ from PIL import Image
 
 from ivid.geometry import viewset
 from ivid.scene import save_scene
+from repo_scripts import load_script
 
 S = 32
 
 
-def _load_cli():
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "inference", "render.py")
-    spec = importlib.util.spec_from_file_location("render_cli", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = _load_cli()
+cli = load_script("inference/render.py", "render_cli")
 
 
 def _scene(color, num_views=2):

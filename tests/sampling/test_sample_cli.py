@@ -1,6 +1,5 @@
 """inference/sample.py end to end on tiny random-weight models (CPU, 32x32, few steps)."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -14,20 +13,14 @@ from PIL import Image
 
 from ivid.sampling.presets import resolve_request
 from ivid.scene import load_scene
+from repo_scripts import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 S = 32
 FAST = ["--steps_uncond", "3", "--steps_cond", "2", "--device", "cpu", "--no_progress"]
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = _load(ROOT / "inference" / "sample.py", "sample_cli")
+cli = load_script("inference/sample.py", "sample_cli")
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,17 @@
 """scripts/bench_solvers.py runs end to end on the demo models with tiny settings (so it cannot rot)."""
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
 from PIL import Image
+from repo_scripts import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_solvers", ROOT / "scripts" / "bench_solvers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/bench_solvers.py", "bench_solvers")
 
 
 @pytest.mark.skipif(not (ROOT / "ckpts" / "demo" / "cond.pt").is_file(), reason="demo checkpoints absent")

@@ -2,10 +2,8 @@
 bytes and glm matrices) convert to ivid scenes; anything else in the pickle is refused before it runs."""
 
 import copyreg
-import importlib.util
 import io
 import os
-import pathlib
 import pickle
 import pickletools
 import sys
@@ -18,20 +16,12 @@ from PIL import Image
 
 from ivid.geometry import viewset
 from ivid.scene import load_scene
+from repo_scripts import load_script
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 S = 8
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("convert_reference_scenes",
-                                                  ROOT / "scripts" / "convert_reference_scenes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-convert = _load_script()
+convert = load_script("scripts/convert_reference_scenes.py", "convert_reference_scenes")
 
 
 @pytest.fixture

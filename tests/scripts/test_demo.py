@@ -1,7 +1,6 @@
 """The bundled demo (configs/demo_*.json, ckpts/demo/): configs, weights, and the README's
 two commands end to end with very few steps; plus scripts/plot_training_log.py."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -17,6 +16,7 @@ from ivid.config import load_config
 from ivid.geometry import viewset
 from ivid.sampling.presets import PRESETS
 from ivid.scene import load_scene
+from repo_scripts import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = ROOT / "ckpts" / "demo"
@@ -24,14 +24,7 @@ CONFIGS = {"uncond": ROOT / "configs" / "demo_uncond.json", "cond": ROOT / "conf
 CKPTS = {"uncond": DEMO / "uncond.pt", "cond": DEMO / "cond.pt"}
 
 
-def _load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-plot = _load_module(ROOT / "scripts" / "plot_training_log.py", "plot_training_log")
+plot = load_script(ROOT / "scripts" / "plot_training_log.py", "plot_training_log")
 
 
 # -- configs and weights ---------------------------------------------------------------------

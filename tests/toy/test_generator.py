@@ -1,6 +1,5 @@
 """Toy dataset generator (ivid.toy.generator): layouts, MiDaS-like npz format, depth round trip, determinism."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 from ivid.data.preprocess import disparity_to_depth_code, read_disparity
 from ivid.toy import generate_dataset, image_scene, relative_paths, wnid
 from ivid.toy.raycast import render_scene
+from repo_scripts import load_script
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +66,7 @@ def test_deterministic_and_independent_of_workers(tmp_path, toy_dir):
 
 
 def test_cli(tmp_path, repo_root):
-    spec = importlib.util.spec_from_file_location("make_toy_dataset", repo_root / "scripts" / "make_toy_dataset.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script(repo_root / "scripts" / "make_toy_dataset.py", "make_toy_dataset")
     cli.main(cli.parse_args(["--output_dir", str(tmp_path / "t"), "--num_images", "2", "--image_size", "16",
                      "--layout", "single", "--num_workers", "1", "--ssaa", "1"]))
     assert (tmp_path / "t" / "images" / "000001.png").is_file()

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
 import pytest
 import torch
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def load_script(relative: str, name: str):
-    """Import a repository script (``train.py``, ``scripts/*.py``) as a module."""
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from repo_scripts import load_script
 
 
 @pytest.fixture(autouse=True)
