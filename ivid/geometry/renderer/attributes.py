@@ -36,8 +36,8 @@ ATTRIBUTE_COLUMNS: Tuple[Tuple[str, int], ...] = (
 
 
 @dataclasses.dataclass
-class VertexAttributes:
-    """Named per-vertex values, each (V, C) with C from :data:`ATTRIBUTE_COLUMNS`; None = not given."""
+class _AttributeFields:
+    """One optional tensor per name of :data:`ATTRIBUTE_COLUMNS` (the shapes are the subclass's)."""
 
     position: Optional[torch.Tensor] = None
     normal: Optional[torch.Tensor] = None
@@ -45,6 +45,11 @@ class VertexAttributes:
     is_edge: Optional[torch.Tensor] = None
     is_padding: Optional[torch.Tensor] = None
     is_eroded: Optional[torch.Tensor] = None
+
+
+@dataclasses.dataclass
+class VertexAttributes(_AttributeFields):
+    """Named per-vertex values, each (V, C) with C from :data:`ATTRIBUTE_COLUMNS`; None = not given."""
 
     @classmethod
     def cat(cls, parts: Sequence["VertexAttributes"], names: Sequence[str]) -> "VertexAttributes":
@@ -53,19 +58,12 @@ class VertexAttributes:
 
 
 @dataclasses.dataclass
-class FragmentAttributes:
+class FragmentAttributes(_AttributeFields):
     """Attributes interpolated at a block of R x W fragments, channel-first float32.
 
     Each is (C, R, W) for C > 1 and (R, W) for one-channel attributes (the flags);
     None when the renderer did not pack it. Values are 0 where no face was drawn.
     """
-
-    position: Optional[torch.Tensor] = None
-    normal: Optional[torch.Tensor] = None
-    uv: Optional[torch.Tensor] = None
-    is_edge: Optional[torch.Tensor] = None
-    is_padding: Optional[torch.Tensor] = None
-    is_eroded: Optional[torch.Tensor] = None
 
 
 @dataclasses.dataclass
