@@ -11,6 +11,8 @@ file. Run it before and after a change and compare:
 
 Arrays are hashed by content (dtype, shape, bytes), so files whose containers carry timestamps still
 compare; run records (args.json, logs) are not hashed. Videos are compared by their decoded frames.
+CPU results depend on the thread count, so both runs must use the same OMP_NUM_THREADS (default 2):
+it is stored in the JSON, and a comparison across thread counts is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ sys.path.insert(0, REPO)
 
 from ivid.cli import add_debug_option, run_cli  # noqa: E402
 from ivid.errors import OptionError  # noqa: E402
+
+
+#: the JSON entry holding the run's OMP_NUM_THREADS (not an output)
+THREADS_KEY = "meta:omp_num_threads"
 
 
 def _digest(array: np.ndarray) -> str:
@@ -99,8 +105,9 @@ def _warp_pairs(work: str, out: Dict[str, str]) -> None:
 
 
 def fingerprint(work: str) -> Dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    out: Dict[str, str] = {}
+    threads = os.environ.get("OMP_NUM_THREADS", "2")
+    env = dict(os.environ, OMP_NUM_THREADS=threads)
+    out: Dict[str, str] = {THREADS_KEY: threads}
     samples = os.path.join(work, "samples")
     for viewset in ("3x9", "random"):
         folder = os.path.join(samples, viewset)
@@ -120,7 +127,7 @@ def fingerprint(work: str) -> Dict[str, str]:
 
 
 def compare(now: Dict[str, str], before: Dict[str, str]) -> int:
-    keys = sorted(set(now) | set(before))
+    keys = sorted((set(now) | set(before)) - {THREADS_KEY})
     differ = [k for k in keys if now.get(k) != before.get(k)]
     for k in differ:
         state = "missing now" if k not in now else "new" if k not in before else "differs"
@@ -145,6 +152,10 @@ def main(args) -> int:
             raise OptionError(f"--compare: no file {args.compare}")
         with open(args.compare) as f:
             before = json.load(f)
+        threads = os.environ.get("OMP_NUM_THREADS", "2")
+        if before.get(THREADS_KEY, threads) != threads:
+            raise OptionError(f"--compare {args.compare}: made with OMP_NUM_THREADS={before[THREADS_KEY]}, this run "
+                              f"uses {threads}; CPU outputs differ between thread counts: use the same")
     with tempfile.TemporaryDirectory(prefix="ivid_fingerprint_") as work:
         now = fingerprint(work)
     with open(args.output, "w") as f:
