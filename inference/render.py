@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 from ivid.sampling.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render
 from ivid.sampling.export import PLY_MODES

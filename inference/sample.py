@@ -26,10 +26,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 from ivid.sampling.presets import PRESETS, preset_in_argv
 from ivid.sampling.multiview import SAMPLER_CHOICES
+from ivid.sampling.precision import PRECISIONS
 from ivid.sampling.run import SampleRequest, run_sampling
+from ivid.sampling.sharding import is_main_process
 
 _D = SampleRequest()
 
@@ -77,6 +80,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--input_depth", default=None, help="the photo's MiDaS disparity (.npz, arr_0); else MiDaS runs")
     p.add_argument("--midas_ckpt", default=_D.midas_ckpt, help="MiDaS dpt_beit_large_512 weights (image to 3D)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ...; default: every visible GPU, else CPU")
+    p.add_argument("--precision", default=_D.precision, choices=PRECISIONS,
+                   help="UNet arithmetic: fp32 (the models as configured, the reference), bf16 (autocast, CPU or "
+                        "CUDA) or fp16 (autocast, CUDA only); bf16/fp16 change the samples slightly")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNets (slow first step; falls back with a warning where unsupported)")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     add_debug_option(p)
     if preset is not None:  # the preset's model files and defaults; options given explicitly still win
@@ -89,7 +97,8 @@ def main(args: argparse.Namespace) -> str:
     options = {k: v for k, v in vars(args).items() if k in fields}
     request = SampleRequest(**options, progress=not args.no_progress)
     run_dir = run_sampling(request)
-    print(f"samples written to {run_dir}")
+    if is_main_process():  # under torchrun: once
+        print(f"samples written to {run_dir}")
     return run_dir
 
 
