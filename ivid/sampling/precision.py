@@ -9,7 +9,8 @@ Precisions (``inference/sample.py --precision``):
   on the CPU; on CUDA the torso convolutions in float16 when the config says ``use_fp16`` (the
   released configs do), everything else float32. Bit-identical to runs without the option.
 - ``bf16``: float32 weights, every forward under ``torch.autocast(bfloat16)`` (convolutions,
-  linear layers and attention in bfloat16, norms and the output in float32). CPU and CUDA.
+  linear layers and attention in bfloat16, norms and the output in float32), in channels-last
+  memory format (faster convolutions on the CPU). CPU and CUDA.
 - ``fp16``: the same with float16; CUDA only (float16 arithmetic on the CPU is emulated and
   slow), refused elsewhere.
 
@@ -17,11 +18,12 @@ Precisions (``inference/sample.py --precision``):
 trajectory), so a run folder holds samples of one precision (``ivid.sampling.run_folder``).
 
 ``--compile`` runs each backbone's forward through ``torch.compile``. Compilation happens at the
-first call (tens of seconds, once per process and model); where it does not work (no C++
+first call (once per process, model and batch shape: tens of seconds on a GPU machine, minutes on
+a small CPU); where it does not work (no C++
 compiler, an unsupported Python, a backend error) one warning is printed and the model runs
-as it is. Compiled kernels fuse operations, so results may differ from the eager ones in the
-last bits of float32 (like another batch size): compile is recorded in ``args.json`` but does
-not separate run folders. Measurements: docs/performance.md#precision-and-compilation.
+as it is. Compiled kernels fuse operations, so results differ from the eager ones in the last
+bits of float32 (as with another CPU thread count; on the demo models 0.09 8-bit levels on
+average after 27 views): compile is recorded in ``args.json`` but does not separate run folders. Measurements: docs/performance.md#precision-and-compilation.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_cli_precision_and_compile_are_recorded(cli_models, tmp_path, monkeypatc
     b = load_scene(os.path.join(fast, "scenes", "class000_seed00000.npz"))
     assert not np.array_equal(a[0]["rgb"], b[0]["rgb"])  # bf16 changes the samples (slightly)
 
-    # --compile adds seeds to the same folder (it does not change what a seed gives); where torch.compile
+    # --compile adds seeds to the same folder (it changes float rounding only); where torch.compile
     # fails the run goes on uncompiled with one warning and gives the same files
     monkeypatch.setattr(P.torch, "compile", lambda fn, **kw: (_ for _ in ()).throw(RuntimeError("no compiler")))
     with pytest.warns(RuntimeWarning, match="--compile"):
