@@ -38,7 +38,10 @@ cd "$(dirname "$0")/.." || exit 2
 PY="${PYTHON:-python}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT" || exit 2
-rm -f "$OUT"/steps.tsv "$OUT"/*.log "$OUT"/*.json "$OUT"/pytest_gpu.xml "$OUT"/report.md
+for name in pytest_gpu bench_unet bench_render bench_sample bench_scene; do  # this script's files only
+    rm -f "$OUT/$name.log" "$OUT/$name.json"
+done
+rm -f "$OUT/steps.tsv" "$OUT/pytest_gpu.xml" "$OUT/report.md" "$OUT/environment.txt"
 
 # step NAME LIMIT_SECONDS COMMAND...: run it with a time limit, log to $OUT/NAME.log, record status and seconds
 step() {
