@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 from ivid.metrics import (
     DEFAULT_MODE,

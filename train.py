@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 import torch
 
 from ivid.cli import add_debug_option, run_cli

@@ -22,6 +22,7 @@ import shutil
 import signal
 import tempfile
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 from ivid.errors import OptionError
 from ivid.sampling.presets import PRESETS

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, help_with_defaults, run_cli
 from ivid.render.export import PLY_MODES
 from ivid.render.free_view import EXPORTS, TRAJECTORIES, RenderRequest, run_render

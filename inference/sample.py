@@ -26,10 +26,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, help_with_defaults, run_cli
 from ivid.sampling.multiview import SAMPLER_CHOICES
+from ivid.sampling.precision import PRECISIONS
 from ivid.sampling.presets import PRESETS, preset_in_argv, request_defaults
 from ivid.sampling.run import SampleRequest, run_sampling
+from ivid.sampling.sharding import is_main_process
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,6 +79,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--input_depth", help="the photo's MiDaS disparity (.npz, arr_0); else MiDaS runs")
     p.add_argument("--midas_ckpt", help="MiDaS dpt_beit_large_512 weights (image to 3D)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ...; default: every visible GPU, else CPU")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="UNet arithmetic: fp32 (the models as configured, the reference), bf16 (autocast, CPU or "
+                        "CUDA) or fp16 (autocast, CUDA only); bf16/fp16 change the samples slightly")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the UNets (slow first step; falls back with a warning where unsupported)")
     p.add_argument("--no_progress", action="store_true", help="hide progress bars")
     add_debug_option(p)
     return p.parse_args(argv)
@@ -89,7 +97,8 @@ def to_request(args: argparse.Namespace) -> SampleRequest:
 
 def main(args: argparse.Namespace) -> str:
     run_dir = run_sampling(to_request(args))
-    print(f"samples written to {run_dir}")
+    if is_main_process():  # under torchrun: once
+        print(f"samples written to {run_dir}")
     return run_dir
 
 

@@ -26,6 +26,7 @@ import platform
 import tempfile
 import time
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 import torch
 
 from ivid.cli import add_debug_option, run_cli

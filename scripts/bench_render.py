@@ -28,6 +28,7 @@ import statistics
 import time
 
 import numpy as np
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 import torch
 
 from ivid.cli import add_debug_option, run_cli

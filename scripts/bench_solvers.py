@@ -44,6 +44,7 @@ import time
 from typing import Dict, List, Sequence
 
 import numpy as np
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 import torch
 
 from ivid.cli import add_debug_option, run_cli

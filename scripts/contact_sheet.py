@@ -21,6 +21,7 @@ import math
 import pathlib
 
 import numpy as np
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 import torch
 from PIL import Image, ImageDraw
 

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 from PIL import Image
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 from ivid.errors import InputFileError
 from ivid.scene import save_scene

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.model_loading import RELEASED_CHECKPOINTS, CheckpointError, download_checkpoint, hub_reachable
 from ivid.cli import add_debug_option, run_cli
 

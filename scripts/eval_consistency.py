@@ -9,6 +9,7 @@ Prints one line per scene and an overall line, and writes ``consistency.json`` i
 (``--output`` elsewhere). The code is :mod:`ivid.metrics.consistency_run`.
 """
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import run_cli
 from ivid.metrics.consistency_run import main, parse_args  # parse_args calls add_debug_option(parser)
 

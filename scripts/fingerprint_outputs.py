@@ -31,6 +31,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import ivid.threads  # noqa: F401,E402 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli  # noqa: E402
 from ivid.errors import OptionError  # noqa: E402
 

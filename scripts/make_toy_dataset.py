@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 
 

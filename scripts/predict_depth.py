@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 
+import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 from ivid.depth import DEFAULT_CKPT, MidasDepth, ensure_midas_checkpoint
 from ivid.depth.folder import FolderSummary, plan_folder, predict_folder

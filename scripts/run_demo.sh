@@ -9,6 +9,10 @@
 # defaults (steps, tolerances, video size) are in ivid/sampling/presets.py. Environment overrides:
 # PYTHON (default: python), SEEDS, STEPS_UNCOND, STEPS_COND, FRAMES, DEVICE (default: auto).
 set -euo pipefail
+# One CPU thread unless you choose (OMP_NUM_THREADS): the 32x32 demo models are too small for a second
+# thread to pay for waking it, one thread slows down least on a machine shared with other jobs, and
+# the demo's files are then the same on every machine (docs/performance.md#cpu-threads).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-samples/demo}"

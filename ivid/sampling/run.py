@@ -34,9 +34,11 @@ from ivid.utils.seeds import MAX_SEEDS, parse_seeds, sample_generators
 from .image_to_3d import DEFAULT_MIDAS_CKPT, first_view_tensor, load_midas, photo_rgbd01
 from .multiview import MultiviewOptions, sample_multiview
 from .outputs import SUBDIRS, OutputWriter, run_dir_name
+from .precision import check_precision, master_weights_fp16, prepare_backbone, run_dir_suffix
 from .presets import PRESETS, resolve_request, setting
 from .plan import SampleJob, batched, parse_classes, plan_jobs, split_jobs
 from .run_folder import check_run_folder, output_settings, record_run
+from .sharding import joined, run_shard, torchrun_shard
 from .validate import check_sampling_options, check_steps
 
 __all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "MODEL_FILES", "run_sampling", "sampling_devices", "find_file"]
@@ -100,6 +102,9 @@ class SampleRequest:
     ssaa: Optional[int] = setting(_MV.ssaa)
     clip_denoised: Optional[bool] = setting(_MV.clip_denoised)
     sampler: Optional[str] = setting(_MV.sampler)
+    # UNet arithmetic and compilation (ivid.sampling.precision); fp32 without compile is the reference
+    precision: Optional[str] = setting("fp32")
+    compile: Optional[bool] = setting(False)
 
     def options(self) -> MultiviewOptions:
         """The sampler's settings of this (resolved) request, as a plain :class:`MultiviewOptions`."""
@@ -231,6 +236,7 @@ def _prepare(given: SampleRequest, device: torch.device) -> _Plan:
     """Resolve the request against its preset, check every option and file (nothing is written), plan the run."""
     request = resolve_request(given)
     check_sampling_options(request)
+    check_precision(request.precision, device.type)
     request = dataclasses.replace(request, **_model_files(given, request))
     if request.num_samples is not None and request.num_samples > MAX_SEEDS:
         raise OptionError(f"--num_samples {request.num_samples}: more than {MAX_SEEDS} per run; split the job "
@@ -258,7 +264,7 @@ def _prepare(given: SampleRequest, device: torch.device) -> _Plan:
     ckpt_c = _resolve_ckpt(request.ckpt_cond, "--ckpt_cond") if need_c else None
     photo = _photo(request, cfg_c["backbone"]["args"]["image_size"], device) if image_mode else None
     name = run_dir_name(viewset.label, request.steps_uncond, request.steps_cond, request.guidance,
-                        request.input_image, request.sampler)
+                        request.input_image, request.sampler) + run_dir_suffix(request.precision)
     run_dir = os.path.join(request.output_dir, name)
     settings = output_settings(request, classes_text, cfg_u, cfg_c, ckpt_u, ckpt_c, device.type)
     check_run_folder(run_dir, settings)
@@ -272,11 +278,14 @@ def sampling_devices(device: Optional[str]) -> List[torch.device]:
     return [resolve_device(device)]
 
 
-def _load(config: str, ckpt: str, device: torch.device, option: str):
+def _load(config: str, ckpt: str, device: torch.device, option: str, precision: str = "fp32",
+          compile: bool = False):
     try:
-        return load_framework(config, ckpt, device)
+        framework = load_framework(config, ckpt, device, use_fp16=master_weights_fp16(precision))
     except (KeyError, RuntimeError, ValueError) as err:
         raise _with_option(err, option) from err
+    prepare_backbone(framework.backbone, precision, compile, "G_u" if option == "--ckpt_uncond" else "G_c")
+    return framework
 
 
 def _class_tensor(jobs: Sequence[SampleJob], framework, device: torch.device) -> Optional[torch.Tensor]:
@@ -292,8 +301,9 @@ def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan,
     jobs = split_jobs(plan.jobs, rank, len(devices))
     if not jobs:
         return
-    g_u = _load(request.config_uncond, plan.ckpt_uncond, device, "--ckpt_uncond") if plan.ckpt_uncond else None
-    g_c = _load(request.config_cond, plan.ckpt_cond, device, "--ckpt_cond") if plan.ckpt_cond else None
+    fast = (request.precision, request.compile)
+    g_u = _load(request.config_uncond, plan.ckpt_uncond, device, "--ckpt_uncond", *fast) if plan.ckpt_uncond else None
+    g_c = _load(request.config_cond, plan.ckpt_cond, device, "--ckpt_cond", *fast) if plan.ckpt_cond else None
     if rank == 0:  # the models loaded: every input is valid, the run folder may be written now
         record_run(plan.run_dir, dataclasses.asdict(request), plan.settings, plan.argv, device, len(devices))
     options = request.options()
@@ -313,6 +323,23 @@ def _worker(rank: int, devices: Sequence[torch.device], plan: _Plan,
             bar.update(len(batch))
 
 
+def _run_shard(shard, request: SampleRequest, argv: Optional[Sequence[str]],
+               on_view: Optional[Callable[[int, int], None]]) -> str:
+    """One torchrun rank's part of :func:`run_sampling` (see :mod:`ivid.sampling.sharding`)."""
+    request = dataclasses.replace(request, progress=request.progress and shard.is_main)
+
+    def prepare() -> _Plan:
+        plan = _prepare(request, shard.device)
+        plan.argv = list(argv) if argv is not None else None
+        return plan
+
+    def work(plan: _Plan) -> None:
+        _worker(shard.rank, [shard.device] * shard.world_size, plan, on_view)
+
+    with joined(shard):
+        return run_shard(shard, prepare, work).run_dir
+
+
 def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None,
                  on_view: Optional[Callable[[int, int], None]] = None) -> str:
     """Run a whole sampling job; returns the run folder.
@@ -329,6 +356,9 @@ def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None,
         ValueError / FileNotFoundError / ConfigError / CheckpointError with a
         message naming the option or file at fault.
     """
+    shard = torchrun_shard(request.device)
+    if shard is not None:  # started by torchrun: this rank samples its share (ivid.sampling.sharding)
+        return _run_shard(shard, request, argv, on_view)
     devices = sampling_devices(request.device)
     plan = _prepare(request, devices[0])
     plan.argv = list(argv) if argv is not None else None

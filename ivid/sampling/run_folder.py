@@ -32,7 +32,8 @@ __all__ = ["SETTINGS_KEY", "output_settings", "check_run_folder", "record_run"]
 SETTINGS_KEY = "output_settings"
 #: sampler settings (MultiviewOptions fields) that change the samples
 _SAMPLER_FIELDS = ("steps_uncond", "steps_cond", "guidance", "fov", "near", "far", "atol", "rtol", "erode_rgb",
-                   "replace_rgb", "replace_depth", "constrain_depth", "eta", "ssaa", "clip_denoised", "sampler")
+                   "replace_rgb", "replace_depth", "constrain_depth", "eta", "ssaa", "clip_denoised", "sampler",
+                   "precision")  # not --compile: it changes float rounding only, like the thread count
 
 
 def _sha1(path: Optional[str]) -> Optional[str]:
