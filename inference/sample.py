@@ -69,7 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--replace_rgb", type=float, help="DDIM replace_rgb weight (0 = off)")
     p.add_argument("--replace_depth", type=float, help="DDIM replace_depth weight (0 = off)")
     p.add_argument("--constrain_depth", type=float, help="DDIM constrain_depth weight (0 = off; needs replace_depth)")
-    p.add_argument("--eta", type=float, help="DDIM eta")
+    p.add_argument("--eta", type=float,
+                   help="sampler noise in [0, 1]: DDIM's eta; for dpmpp_2m the SDE variant's noise fraction "
+                        "(0 = deterministic)")
     p.add_argument("--clip_denoised", action=argparse.BooleanOptionalAction,
                    help="clamp each step's predicted x0 to [-1, 1] (off, as the reference; on with --preset demo)")
     p.add_argument("--sampler", choices=SAMPLER_CHOICES,

@@ -1,4 +1,4 @@
-"""DPM-Solver++(2M): a few-step multistep ODE solver over a framework's (guided) eps prediction.
+"""DPM-Solver++(2M): a few-step multistep solver over a framework's (guided) eps prediction.
 
 Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
 Probabilistic Models", Algorithm 2 (multistep, second order, data prediction).
@@ -54,11 +54,32 @@ last one) before it enters the update - the guided prediction is what the
 multistep history stores. The predicted x_0 is not clipped unless
 ``clip_denoised=True`` (the reference's samplers never clip; docs/performance.md).
 
-**Randomness.** The solver itself is deterministic (``eta`` must be 0). The
-initial noise is drawn exactly as by DDPM/DDIM (same shape, same generator(s),
-one generator per sample allowed; ``ivid.diffusion.noise``), so the same seed
-starts every sampler from the same x_T; InpaintCFG's condition fill-in noise is
-drawn from ``generator`` at each evaluation, as in DDIM.
+**Stochastic variant (``eta > 0``).** With ``eta = 0`` (default) the solver
+integrates the probability-flow ODE and is deterministic given x_T. With
+``eta`` in ``(0, 1]`` it integrates the reverse SDE whose noise is ``eta`` times
+that of the reverse diffusion (SDE-DPM-Solver++(2M), Lu et al. 2022, with the
+noise fraction as a parameter); solved exactly in its linear part, one step is::
+
+    x_{t_i} = (sigma_{t_i} / sigma_{t_{i-1}}) exp(-eta h_i) x_{t_{i-1}}
+              - alpha_{t_i} expm1(-(1 + eta) h_i) D_i
+              + sigma_{t_i} sqrt(-expm1(-2 eta h_i)) z_i,      z_i ~ N(0, I)
+
+with the same ``D_i`` as above (the multistep extrapolation). ``eta = 0`` is the
+ODE step; with ``eta = 1`` a first-order step is the DDPM posterior step, i.e.
+DDIM with eta 1. For any ``eta``, a perfect data prediction keeps every x_t
+distributed exactly as the forward process's ``q(x_t | x_0)``. Injected noise
+lets later, low-noise steps correct what earlier predictions got wrong, which
+helps small models (the demo's; docs/performance.md) at the price of needing a
+few more steps than the ODE for the same accuracy. Intermediate values of
+``eta`` do not equal DDIM's same-named eta (whose noise schedule differs).
+The last step (into sigma = 0) adds no noise.
+
+**Randomness.** The initial noise is drawn exactly as by DDPM/DDIM (same shape,
+same generator(s), one generator per sample allowed; ``ivid.diffusion.noise``),
+so the same seed starts every sampler from the same x_T; InpaintCFG's condition
+fill-in noise is drawn from ``generator`` at each evaluation, as in DDIM. With
+``eta > 0`` each step but the last then draws one ``randn`` of x_t's shape from
+``generator`` (with ``eta = 0`` none, so eta-0 runs draw what they always drew).
 """
 
 from __future__ import annotations
@@ -71,7 +92,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .guidance import apply_guidance
-from .noise import GeneratorLike
+from .noise import GeneratorLike, randn
 from .samplers import SampleResult, _Sampler
 from .schedules import ddim_tables, extract
 
@@ -127,8 +148,9 @@ def solver_timesteps(alphas_cumprod: np.ndarray, steps: int, grid: str = "logSNR
 
 
 def dpmpp_2m_update(x: torch.Tensor, d: torch.Tensor, alpha_next: float, sigma: float, sigma_next: float,
-                    h: float, d_prev: Optional[torch.Tensor] = None, h_prev: Optional[float] = None) -> torch.Tensor:
-    """One DPM-Solver++(2M) step in data-prediction form.
+                    h: float, d_prev: Optional[torch.Tensor] = None, h_prev: Optional[float] = None,
+                    eta: float = 0.0, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One DPM-Solver++(2M) step in data-prediction form (module docstring: the ODE and SDE steps).
 
     Args:
         x: ``(N, C, H, W)`` state at the current time (noise level ``sigma``).
@@ -138,6 +160,8 @@ def dpmpp_2m_update(x: torch.Tensor, d: torch.Tensor, alpha_next: float, sigma: 
         h: ``lambda_next - lambda`` (> 0).
         d_prev, h_prev: the previous step's data prediction and lambda step; None =
             first-order step (DDIM).
+        eta: noise fraction in [0, 1]; 0 = the ODE step.
+        noise: ``z ~ N(0, I)`` like ``x``; needed when ``eta > 0`` (unused into sigma = 0).
     Returns:
         the state at the target time, like ``x``.
     """
@@ -146,7 +170,12 @@ def dpmpp_2m_update(x: torch.Tensor, d: torch.Tensor, alpha_next: float, sigma: 
     if d_prev is not None:
         r = h_prev / h
         d = (1 + 0.5 / r) * d - (0.5 / r) * d_prev
-    return (sigma_next / sigma) * x - (alpha_next * math.expm1(-h)) * d
+    if eta == 0:
+        return (sigma_next / sigma) * x - (alpha_next * math.expm1(-h)) * d
+    if noise is None:
+        raise ValueError("dpmpp_2m_update: eta > 0 needs noise")
+    return ((sigma_next / sigma) * math.exp(-eta * h)) * x - (alpha_next * math.expm1(-(1 + eta) * h)) * d \
+        + (sigma_next * math.sqrt(-math.expm1(-2 * eta * h))) * noise
 
 
 class Dpmpp2mSampler(_Sampler):
@@ -183,18 +212,19 @@ class Dpmpp2mSampler(_Sampler):
                clip_denoised: bool = False, **cond: Any) -> SampleResult:
         """Draw ``num`` samples with ``steps`` model evaluations (None = :data:`DEFAULT_STEPS`).
 
-        Args as :meth:`DdimSampler.sample`; ``eta`` must be 0 (the solver is
-        deterministic); ``clip_denoised`` clamps each x_0 prediction to [-1, 1]
-        before the guidance options.
+        Args as :meth:`DdimSampler.sample`; ``eta`` in [0, 1] is the noise fraction
+        (0: the deterministic ODE solver; module docstring); ``clip_denoised`` clamps
+        each x_0 prediction to [-1, 1] before the guidance options.
         """
-        if eta != 0:
-            raise ValueError(f"dpmpp_2m is deterministic: eta must be 0, got {eta} (use ddim for eta > 0)")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+            raise ValueError(f"dpmpp_2m: eta must be a number in [0, 1] (0 = deterministic), got {eta!r}")
         indices = self.timesteps(steps)
         x_T, classes, strength, guides, cond = self._prepare(num, noise, classes, generator, cond)
         x, history = x_T, None
         for i, t in enumerate(tqdm(indices, desc="DPM-Solver++", disable=not verbose, leave=False)):
             t_next = indices[i + 1] if i + 1 < len(indices) else None
-            x, history = self.step(x, t, t_next, history, classes, strength, generator, guides, cond, clip_denoised)
+            x, history = self.step(x, t, t_next, history, classes, strength, generator, guides, cond, clip_denoised,
+                                   float(eta))
         return SampleResult(samples=x, noise=x_T)
 
     def predict_x0(self, x_t: torch.Tensor, t: int, classes, strength, generator, guides, cond,
@@ -210,10 +240,11 @@ class Dpmpp2mSampler(_Sampler):
         return apply_guidance(x_0, is_last_step, **guides)
 
     def step(self, x_t: torch.Tensor, t: int, t_next: Optional[int], history: Optional[Tuple[torch.Tensor, float]],
-             classes, strength, generator, guides, cond, clip_denoised: bool = False):
+             classes, strength, generator, guides, cond, clip_denoised: bool = False, eta: float = 0.0):
         """One solver step from model index ``t`` to ``t_next`` (None = the clean sample).
 
-        ``history`` is the previous step's ``(guided x_0, h)`` or None (first step).
+        ``history`` is the previous step's ``(guided x_0, h)`` or None (first step); with
+        ``eta > 0`` a step that does not end at the clean sample draws its noise from ``generator``.
         Returns ``(x_next, history for the next step)``.
         """
         last = t_next is None
@@ -222,6 +253,7 @@ class Dpmpp2mSampler(_Sampler):
             return dpmpp_2m_update(x_t, d, 1.0, float(self.sigmas[t]), 0.0, math.inf), None
         h = float(self.lambdas[t_next] - self.lambdas[t])
         d_prev, h_prev = history if (history is not None and self.order == 2) else (None, None)
+        z = randn(x_t.shape, generator, x_t.device, x_t.dtype) if eta > 0 else None
         x_next = dpmpp_2m_update(x_t, d, float(self.alphas[t_next]), float(self.sigmas[t]),
-                                 float(self.sigmas[t_next]), h, d_prev, h_prev)
+                                 float(self.sigmas[t_next]), h, d_prev, h_prev, eta, z)
         return x_next, (d, h)

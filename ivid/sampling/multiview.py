@@ -57,7 +57,8 @@ class MultiviewOptions:
         erode_rgb: erosion radius of colour near discontinuities.
         replace_rgb, replace_depth, constrain_depth: weights of the DDIM guidance
             options (0 disables one; constrain_depth needs replace_depth).
-        eta: DDIM eta for G_c (and for G_u when it uses DDIM).
+        eta: sampler noise in [0, 1]: DDIM's eta, or DPM-Solver++(2M)'s SDE noise fraction (0 = ODE);
+            not used by DDPM.
         ssaa: super-sampling factor of the conditioning renderer.
         clip_denoised: clamp every step's predicted x_0 to [-1, 1] (off, as the reference's
             ``inference/sample.py``; see :mod:`ivid.diffusion.samplers`).
@@ -171,7 +172,7 @@ def make_cond_sampler(framework, name: str = "auto"):
 def loop_generator(generators: Sequence[torch.Generator]):
     """The generator handed to a sampler for the noise it draws inside its loop.
 
-    That noise is DDPM's ancestral noise, DDIM's with eta > 0, and the fill-in
+    That noise is DDPM's ancestral noise, DDIM's and DPM-Solver++'s with eta > 0, and the fill-in
     noise InpaintCFG puts into the masked condition pixels at every model call
     (so G_c draws some even with eta = 0). The samplers accept one generator per
     sample (``ivid.diffusion.noise``), so every sample depends on its own seed

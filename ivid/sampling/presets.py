@@ -83,7 +83,7 @@ class Preset:
 # The small demo models' x0 predictions overshoot [-1, 1] at guidance 3 and 100 steps (saturated or
 # black views without clamping), so the demo clamps them (ADM's default); the released models are
 # sampled without clamping, as the reference.
-# eta 1 (ancestral noise at every DDIM step) lets the demo G_c pull a view back towards its condition at
+# eta 1 (ancestral noise at every DDIM / DPM-Solver++ step) lets the demo G_c pull a view back towards its condition at
 # the low-noise steps, where it follows the condition closely; with eta 0 the colours fixed at the
 # high-noise steps stay (colour error against the condition 0.30 vs 0.10 without replace guidance,
 # ckpts/demo/README.md).
@@ -112,21 +112,12 @@ def _preset(name: Optional[str]) -> Optional[Preset]:
     return PRESETS[name]
 
 
-#: samplers that take no DDIM eta (deterministic solvers, which accept only eta 0)
-DETERMINISTIC_SAMPLERS = ("dpmpp_2m",)
-#: preset settings that only the DDIM / DDPM samplers use: not applied with a deterministic sampler
-DDIM_ONLY_SETTINGS = ("eta",)
-
-
-def request_defaults(request_type: type, preset: Optional[str] = None,
-                     sampler: Optional[str] = None) -> Dict[str, object]:
+def request_defaults(request_type: type, preset: Optional[str] = None) -> Dict[str, object]:
     """``{field: value}`` a field of ``request_type`` left at None resolves to under ``preset``.
 
     ``request_type`` is a request dataclass with a ``PRESET_KIND`` class attribute
     (``"sample"`` or ``"render"``); a field without a reference default resolves to None.
-    These are the defaults the command lines show in ``--help``. With a ``sampler`` in
-    :data:`DETERMINISTIC_SAMPLERS`, the preset's :data:`DDIM_ONLY_SETTINGS` are not applied
-    (they keep the reference default), so ``--preset demo --sampler dpmpp_2m`` works.
+    These are the defaults the command lines show in ``--help``.
 
     Raises:
         OptionError: unknown preset.
@@ -134,9 +125,7 @@ def request_defaults(request_type: type, preset: Optional[str] = None,
     values = {f.name: f.metadata.get(DEFAULT_KEY) for f in dataclasses.fields(request_type)}
     chosen = _preset(preset)
     if chosen is not None:
-        skip = DDIM_ONLY_SETTINGS if sampler in DETERMINISTIC_SAMPLERS else ()
-        values.update({k: v for k, v in chosen.defaults(request_type.PRESET_KIND).items()
-                       if k in values and k not in skip})
+        values.update({k: v for k, v in chosen.defaults(request_type.PRESET_KIND).items() if k in values})
     return values
 
 
@@ -149,7 +138,7 @@ def resolve_request(request: R) -> R:
     Raises:
         OptionError: unknown preset.
     """
-    defaults = request_defaults(type(request), getattr(request, "preset", None), getattr(request, "sampler", None))
+    defaults = request_defaults(type(request), getattr(request, "preset", None))
     missing = {name: value for name, value in defaults.items()
                if getattr(request, name) is None and value is not None}
     return dataclasses.replace(request, **missing) if missing else request

@@ -28,17 +28,16 @@ from ivid.config import load_config, registry
 from ivid.errors import OptionError
 from ivid.geometry.viewsets import ViewsetChoice, parse_viewset, sample_cameras
 from ivid.utils.device import resolve_device
-from ivid.utils.io import remove_orphan_temps
 from ivid.utils.seeds import MAX_SEEDS, parse_seeds, sample_generators
 
 from .image_to_3d import DEFAULT_MIDAS_CKPT, first_view_tensor, load_midas, photo_rgbd01
 from .multiview import MultiviewOptions, sample_multiview
-from .outputs import SUBDIRS, OutputWriter, run_dir_name
+from .outputs import OutputWriter, run_dir_name
 from .precision import check_precision, master_weights_fp16, prepare_backbone, run_dir_suffix
 from .presets import PRESETS, resolve_request, setting
 from .plan import SampleJob, batched, parse_classes, plan_jobs, split_jobs
 from .run_folder import check_run_folder, output_settings, record_run
-from .sharding import joined, run_shard, torchrun_shard
+from .sharding import joined, remove_run_temps, run_shard, torchrun_shard
 from .validate import check_sampling_options, check_steps
 
 __all__ = ["SampleRequest", "PRESETS", "REPO_ROOT", "MODEL_FILES", "run_sampling", "sampling_devices", "find_file"]
@@ -362,8 +361,7 @@ def run_sampling(request: SampleRequest, argv: Optional[Sequence[str]] = None,
     devices = sampling_devices(request.device)
     plan = _prepare(request, devices[0])
     plan.argv = list(argv) if argv is not None else None
-    for sub in ("", *SUBDIRS):  # temporaries of an earlier, killed run
-        remove_orphan_temps(os.path.join(plan.run_dir, sub))
+    remove_run_temps(plan.run_dir)  # temporaries of an earlier, killed run
     if len(devices) == 1:
         _worker(0, devices, plan, on_view)
     else:

@@ -43,6 +43,9 @@ import torch
 from ivid.errors import IvidError
 from ivid.training import distributed as dist
 from ivid.utils.device import resolve_device
+from ivid.utils.io import remove_orphan_temps
+
+from .outputs import SUBDIRS
 
 __all__ = ["Shard", "ShardFailed", "TIMEOUT", "torchrun_shard", "joined", "run_shard", "remove_run_temps",
            "is_main_process"]
@@ -175,10 +178,6 @@ def _attempt(shard: Shard, step: Callable[[], Any]) -> Any:
 
 def remove_run_temps(run_dir: str) -> None:
     """Delete temporaries that an earlier, killed run left in ``run_dir`` and its sub-folders."""
-    from ivid.utils.io import remove_orphan_temps
-
-    from .outputs import SUBDIRS
-
     for sub in ("", *SUBDIRS):
         remove_orphan_temps(os.path.join(run_dir, sub))
 

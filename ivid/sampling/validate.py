@@ -63,7 +63,7 @@ def check_sampling_options(options: Any) -> None:
     for name in ("replace_rgb", "replace_depth", "constrain_depth", "eta"):
         value = _number(name, getattr(options, name))
         if not 0.0 <= value <= 1.0:
-            what = "DDIM stochasticity" if name == "eta" else "a guidance weight; 0 = off"
+            what = "sampler noise, 0 = deterministic" if name == "eta" else "a guidance weight; 0 = off"
             raise OptionError(f"--{name} {getattr(options, name)}: must be in [0, 1] ({what})")
     _integer("ssaa", options.ssaa, 1, "super-sampling factor")
     sampler = getattr(options, "sampler", "auto")
@@ -72,8 +72,6 @@ def check_sampling_options(options: Any) -> None:
     if sampler == "ddpm" and options.steps_uncond < 1000:
         raise OptionError(f"--sampler ddpm runs all 1000 diffusion steps of G_u; --steps_uncond {options.steps_uncond} "
                           "needs --sampler ddim or dpmpp_2m")
-    if sampler == "dpmpp_2m" and options.eta != 0:
-        raise OptionError(f"--eta {options.eta}: --sampler dpmpp_2m is deterministic; use --eta 0")
     if getattr(options, "batchsize", 1) is not None:
         _integer("batchsize", getattr(options, "batchsize", 1), 1, "samples per batch")
     if getattr(options, "num_samples", None) is not None:

@@ -95,7 +95,7 @@ def _rms(a, b):
 
 # --- NumPy reference of the paper's update ---------------------------------------------------------
 
-def reference_dpmpp_2m(x_T, eps_fn, alphas_cumprod, indices, guide=None):
+def reference_dpmpp_2m(x_T, eps_fn, alphas_cumprod, indices, guide=None, eta=0.0, noises=None):
     """DPM-Solver++(2M), Lu et al. 2022, Algorithm 2, in float64 NumPy.
 
     alpha = sqrt(abar), sigma = sqrt(1 - abar), lambda = log(alpha / sigma); data prediction
@@ -104,6 +104,10 @@ def reference_dpmpp_2m(x_T, eps_fn, alphas_cumprod, indices, guide=None):
     r_i = h_{i-1} / h_i; x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) D.
     After the last evaluation the sample is its data prediction (the step into sigma = 0).
     ``guide(x0, is_last)`` edits each data prediction.
+    With ``eta > 0`` the SDE step: the exact solution of the linear part of
+    dx = [f x - (1 + eta^2) / 2 g^2 score] dt + eta g dw with the data prediction held at D, i.e.
+    x_i = (sigma_i / sigma_{i-1}) e^{-eta h} x_{i-1} + alpha_i (1 - e^{-(1 + eta) h}) D
+    + sigma_i sqrt(1 - e^{-2 eta h}) z_i, with ``noises[i]`` as z_i.
     """
     abar = np.asarray(alphas_cumprod, np.float64)
     alpha, sigma = np.sqrt(abar), np.sqrt(1 - abar)
@@ -123,7 +127,11 @@ def reference_dpmpp_2m(x_T, eps_fn, alphas_cumprod, indices, guide=None):
         else:
             r = prev[1] / h
             d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev[0]
-        x = sigma[s] / sigma[t] * x - alpha[s] * (np.exp(-h) - 1) * d
+        if eta == 0:
+            x = sigma[s] / sigma[t] * x - alpha[s] * (np.exp(-h) - 1) * d
+        else:
+            x = sigma[s] / sigma[t] * np.exp(-eta * h) * x + alpha[s] * (1 - np.exp(-(1 + eta) * h)) * d \
+                + sigma[s] * np.sqrt(1 - np.exp(-2 * eta * h)) * noises[i]
         prev = (x0, h)
 
 
@@ -142,6 +150,52 @@ def test_matches_numpy_reference_with_cfg(steps, grid):
     assert out.dtype == torch.float32 and out.shape == (2, 4, 4, 4)
     # float32 state vs float64 reference; x_0 = x / alpha amplifies rounding by 1/alpha(T-1) ~ 160 early on
     np.testing.assert_allclose(out.numpy(), ref, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("eta,steps,grid", [(1.0, 9, "logSNR"), (0.4, 12, "time_uniform")])
+def test_sde_matches_numpy_reference_with_cfg(eta, steps, grid):
+    """eta > 0: the same update with the same noise draws (x_T, then one per step but the last)."""
+    fw = ClassifierFreeGuidance(ToyEps(), timesteps=1000)
+    sampler = Dpmpp2mSampler(fw, grid=grid)
+    classes, strength, shape = np.array([1, 4]), 1.5, (2, 4, 4, 4)
+    out = sampler.sample(2, classes=torch.tensor(classes), steps=steps, strength=strength, eta=eta,
+                         generator=_gen(5)).samples
+    g = _gen(5)
+    x_T = randn(shape, g).numpy()
+    noises = [randn(shape, g).numpy() for _ in range(steps - 1)]
+
+    def guided_eps(x, t):
+        return (1 + strength) * _toy_eps_np(x, t, classes) - strength * _toy_eps_np(x, t, np.array([-1, -1]))
+
+    ref = reference_dpmpp_2m(x_T, guided_eps, fw.alphas_cumprod, sampler.timesteps(steps), eta=eta, noises=noises)
+    np.testing.assert_allclose(out.numpy(), ref, atol=2e-4, rtol=1e-4)
+    eta_zero = sampler.sample(2, classes=torch.tensor(classes), steps=steps, strength=strength,
+                              generator=_gen(5)).samples
+    assert _rms(out, eta_zero) > 0.05  # the noise does act
+
+
+def test_sde_first_order_with_eta_one_is_ddim_with_eta_one():
+    """eta 1, first order: the DDPM posterior step, i.e. DDIM with eta 1 (same grid, same noise draws)."""
+    fw, _ = _gaussian_case()
+    ddim = DdimSampler(fw).sample(4, steps=10, eta=1.0, generator=_gen(2)).samples
+    first = Dpmpp2mSampler(fw, grid="time_uniform", order=1).sample(4, steps=10, eta=1.0, generator=_gen(2)).samples
+    torch.testing.assert_close(first, ddim, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("eta", [0.3, 1.0])
+def test_sde_keeps_the_forward_marginals_of_point_data(eta):
+    """Data = one point x*: with its exact eps, every state the solver reaches is distributed as q(x_t | x*)
+    (mean alpha_t x*, standard deviation sigma_t), at any step size; the sample is x* itself."""
+    mu = torch.linspace(-0.8, 0.8, 4 * 4).reshape(1, 4, 2, 2)
+    fw = GaussianDiffusion(None)
+    fw.backbone = GaussianDataEps(mu, 0.0, fw.alphas_cumprod)
+    sampler = Dpmpp2mSampler(fw)
+    out = sampler.sample(2000, steps=6, eta=eta, generator=_gen(7)).samples
+    torch.testing.assert_close(out, mu.expand_as(out), atol=1e-4, rtol=0)
+    abar = np.asarray(fw.alphas_cumprod)
+    for x, t in fw.backbone.calls[1:]:  # the states after each stochastic step
+        z = (x.double() - math.sqrt(abar[t]) * mu) / math.sqrt(1 - abar[t])
+        assert abs(float(z.mean())) < 0.03 and abs(float(z.std()) - 1) < 0.03, (t, float(z.mean()), float(z.std()))
 
 
 def test_order_one_is_ddim():
@@ -191,8 +245,9 @@ def test_bad_steps_and_options_are_one_line_errors(bad):
     sampler = Dpmpp2mSampler(GaussianDiffusion(ToyEps()))
     with pytest.raises(ValueError, match="steps"):
         sampler.sample(1, steps=bad)
-    with pytest.raises(ValueError, match="eta"):
-        sampler.sample(1, steps=5, eta=0.5)
+    for bad_eta in (-0.1, 1.5, "1", True):
+        with pytest.raises(ValueError, match="eta"):
+            sampler.sample(1, steps=5, eta=bad_eta)
     with pytest.raises(ValueError, match="grid"):
         Dpmpp2mSampler(GaussianDiffusion(ToyEps()), grid="karras")
 
@@ -200,12 +255,13 @@ def test_bad_steps_and_options_are_one_line_errors(bad):
 # --- perfect eps models ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("steps", [1, 2, 5, 7])
-def test_single_point_data_is_reached_exactly(stubs, steps):
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_single_point_data_is_reached_exactly(stubs, steps, eta):
     """With the exact eps of data = one point x*, every data prediction is x*, so the sample is x*."""
     target = torch.linspace(-0.9, 0.9, 2 * 4 * 4 * 4).reshape(2, 4, 4, 4)
     fw = GaussianDiffusion(None)
     fw.backbone = stubs.KnownX0Backbone(target, fw.alphas_cumprod)
-    out = Dpmpp2mSampler(fw).sample(2, steps=steps, generator=_gen(0)).samples
+    out = Dpmpp2mSampler(fw).sample(2, steps=steps, eta=eta, generator=_gen(0)).samples
     torch.testing.assert_close(out, target, atol=1e-4, rtol=0)
 
 

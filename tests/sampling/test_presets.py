@@ -33,11 +33,12 @@ def test_explicit_fields_win_over_the_preset():
     assert (request.ckpt_uncond, request.ckpt_cond, request.steps_cond) == ("mine.pt", DEMO.ckpt_cond, 50)
 
 
-def test_the_demo_eta_is_not_applied_to_a_deterministic_solver():
-    # DPM-Solver++ accepts only eta 0: the preset's DDIM eta must not make --preset demo --sampler dpmpp_2m fail
+def test_the_demo_eta_applies_to_every_sampler():
+    # DPM-Solver++ takes eta as its SDE noise fraction, so the demo's eta 1 applies to it as to DDIM
     fast = resolve_request(SampleRequest(preset="demo", sampler="dpmpp_2m", steps_uncond=20, steps_cond=10))
-    assert fast.eta == 0.0 and (fast.atol, fast.replace_rgb) == (0.1, 0.5)
+    assert fast.eta == 1.0 and (fast.atol, fast.replace_rgb) == (0.1, 0.5)
     assert resolve_request(SampleRequest(preset="demo", sampler="ddim")).eta == 1.0
+    assert resolve_request(SampleRequest(preset="demo", sampler="dpmpp_2m", eta=0.0)).eta == 0.0
     assert resolve_request(SampleRequest(preset="demo", eta=0.3)).eta == 0.3
 
 

@@ -85,8 +85,8 @@ def test_sampler_option_picks_the_samplers_and_names_the_run(models, tmp_path, m
     assert [name for name, _ in seen] == ["DdimSampler", "DdimSampler", "Dpmpp2mSampler", "Dpmpp2mSampler"]
     assert torch.equal(seen[0][1], seen[2][1])  # same initial noise of the first view
     assert json.load(open(os.path.join(fast, "args.json")))["sampler"] == "dpmpp_2m"
-    for bad, message in ((["--sampler", "ddpm"], "--steps_uncond 3"), (["--sampler", "dpmpp_2m", "--eta", "0.5"],
-                                                                      "deterministic")):
+    for bad, message in ((["--sampler", "ddpm"], "--steps_uncond 3"), (["--sampler", "dpmpp_2m", "--eta", "1.5"],
+                                                                      r"--eta 1.5: must be in \[0, 1\]")):
         with pytest.raises(ValueError, match=message):
             run(models, tmp_path / "bad", "--viewset", "random", "--seeds", "0", *bad)
     assert not (tmp_path / "bad").exists()
