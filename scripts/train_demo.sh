@@ -7,7 +7,7 @@
 # Steps (a run folder that already holds checkpoints is resumed, so the script can be re-run):
 #   1. 5,000 32x32 RGBD toy images, 10 classes     -> RUNS_DIR/toy_demo
 #   2. G_u from scratch (8,000 steps)               -> RUNS_DIR/demo_uncond, exported to ckpts/demo/uncond.pt
-#   3. G_c from scratch, 20,000 steps, warp tolerances 0.1 and erosion <= 3 (suited to 32 px; with the
+#   3. G_c from scratch, 24,000 steps, warp tolerances 0.1 and erosion <= 3 (suited to 32 px; with the
 #      released 0.02 a 32 px condition keeps too few pixels and G_c learns to ignore it)
 #                                                  -> RUNS_DIR/demo_cond, exported to ckpts/demo/cond.pt
 #   4. loss and condition-usage curves from both log.jsonl files -> ckpts/demo/loss_curves.png
