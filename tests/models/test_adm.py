@@ -48,15 +48,6 @@ def test_registry():
     assert BACKBONES == {"AdmUnet2d": AdmUnet2d}
 
 
-@pytest.fixture(scope="module")
-def ref(fixtures_dir):
-    d = fixtures_dir / "unet"
-    io = dict(np.load(d / "small_cond10_io.npz", allow_pickle=False))
-    args = json.loads((d / "small_cond10_config.json").read_text())["backbone"]["args"]
-    state_dict = torch.load(d / "small_cond10_state_dict.pt", map_location="cpu", weights_only=True)
-    return io, args, state_dict
-
-
 def _model(args, state_dict, **overrides):
     model = AdmUnet2d(**dict(args, **overrides)).eval()
     model.load_state_dict(state_dict)

@@ -1,6 +1,5 @@
 """AdmUnet2d on CUDA against the CPU (and the reference fixtures); run by scripts/gpu_check.sh where a GPU is."""
 
-import json
 
 import numpy as np
 import pytest
@@ -10,15 +9,6 @@ from ivid.models import AdmUnet2d
 from ivid.sampling.precision import prepare_backbone
 
 pytestmark = pytest.mark.gpu
-
-
-@pytest.fixture(scope="module")
-def ref(fixtures_dir):
-    d = fixtures_dir / "unet"
-    io = dict(np.load(d / "small_cond10_io.npz", allow_pickle=False))
-    args = json.loads((d / "small_cond10_config.json").read_text())["backbone"]["args"]
-    state_dict = torch.load(d / "small_cond10_state_dict.pt", map_location="cpu", weights_only=True)
-    return io, args, state_dict
 
 
 def _model(args, state_dict, device, **overrides):
