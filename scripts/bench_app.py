@@ -20,7 +20,6 @@ Prints a table and writes JSON (``--output``, default bench_results/bench_app.js
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -67,7 +66,7 @@ def _time_job(runner, scene) -> dict:
 
 def main(args) -> dict:
     from ivid.app import AppSettings, JobRunner, Scene, resolve_models
-    from ivid.utils.io import atomic_write
+    from ivid.utils.run_record import write_json
 
     models = resolve_models(args.preset)
     image_size, num_classes = models.model_info()
@@ -91,9 +90,7 @@ def main(args) -> dict:
     result = {"preset": args.preset, "viewset": args.viewset, "device": args.device,
               "threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0],
               "cpu_count": os.cpu_count(), "platform": platform.platform(), "runs": rows, "best": best}
-    with atomic_write(args.output, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_json(args.output, result)
     print(f"wrote {args.output}")
     return result
 

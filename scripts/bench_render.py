@@ -21,7 +21,6 @@ CPU time. Prints a table, writes JSON (``--output``).
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import platform
 import statistics
@@ -35,7 +34,7 @@ from ivid.cli import add_debug_option, run_cli
 from ivid.geometry import aggregate_conditions, depth_to_mesh, forward_backward_warp, render_fusion, viewset
 from ivid.geometry.warp import aggregate_conditions_batch
 from ivid.utils.device import resolve_device
-from ivid.utils.io import atomic_write
+from ivid.utils.run_record import write_json
 
 FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "render" / "aggregate_room_first4.npz"
 WARP_FIXTURE = FIXTURE.with_name("warp_room128.npz")
@@ -139,8 +138,7 @@ def main(args: argparse.Namespace) -> dict:
     report = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
               else platform.processor() or platform.machine(), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "repeat": args.repeat, "results": results}
-    with atomic_write(args.output, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.output, report)
     print(f"wrote {args.output} (ratio > 1: faster than the reference's OpenGL on CPU)")
     return report
 

@@ -23,8 +23,6 @@ Prints a table and writes JSON (``--output``, default bench_results/bench_sample
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import time
 
@@ -37,7 +35,7 @@ from ivid.geometry import viewset
 from ivid.sampling.multiview import MultiviewOptions, Timings, sample_multiview
 from ivid.sampling.run import find_file
 from ivid.utils.device import resolve_device
-from ivid.utils.io import atomic_write
+from ivid.utils.run_record import write_json
 from ivid.utils.seeds import sample_generators
 
 PAIRS = {
@@ -133,9 +131,7 @@ def main(args: argparse.Namespace) -> list:
             "cpu_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "args": vars(args), "results": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with atomic_write(args.output, "w") as f:
-        json.dump(info, f, indent=2)
+    write_json(args.output, info)
     print(f"wrote {args.output}")
     return rows
 

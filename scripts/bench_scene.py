@@ -23,8 +23,6 @@ Prints a table and writes JSON (``--output``).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import time
 
@@ -38,7 +36,7 @@ from ivid.sampling.precision import PRECISIONS, check_precision, master_weights_
 from ivid.sampling.run import find_file
 from ivid.geometry.viewsets import parse_viewset, sample_cameras
 from ivid.utils.device import resolve_device
-from ivid.utils.io import atomic_write
+from ivid.utils.run_record import write_json
 from ivid.utils.seeds import sample_generators
 
 PAIRS = {
@@ -137,9 +135,7 @@ def main(args: argparse.Namespace) -> dict:
                                                      else platform.processor() or platform.machine()),
               "torch": torch.__version__, "pair": args.pair, "configs": list(PAIRS[args.pair]),
               "threads": torch.get_num_threads(), "results": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with atomic_write(args.output, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.output, report)
     print(f"wrote {args.output}")
     return report
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import platform
 import time
@@ -57,6 +56,7 @@ from ivid.sampling.presets import PRESETS, resolve_request
 from ivid.sampling.run import SampleRequest, find_file
 from ivid.utils.device import resolve_device
 from ivid.utils.io import atomic_write
+from ivid.utils.run_record import write_json
 from ivid.utils.seeds import parse_seeds, sample_generators
 
 _DEMO = PRESETS["demo"]
@@ -359,9 +359,7 @@ def main(args: argparse.Namespace) -> dict:
             "seeds": seeds, "results": {k: {"rows": b["rows"], "ref_seconds": b["ref_seconds"]}
                                         for k, b in results.items()},
             "targets": checks, "table": table}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with atomic_write(args.output, "w") as f:
-        json.dump(info, f, indent=2)
+    write_json(args.output, info)
     print(f"wrote {args.output} ({total:.0f} s)")
     if args.image:
         save_picture(args.image, picture(results, conditions, args))

@@ -36,7 +36,7 @@ from typing import Dict, List
 import ivid.threads  # noqa: F401 - first: OpenMP's CPU-thread defaults, read when torch loads
 from ivid.cli import add_debug_option, run_cli
 from ivid.errors import OptionError
-from ivid.utils.io import atomic_write
+from ivid.utils.run_record import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = "openmp,ivid"
@@ -169,9 +169,7 @@ def _report(args, settings, levels, trials, unit) -> dict:
                   f"{row['load_min']:.1f}-{row['load_max']:.1f} |")
     report = {"workload": args.workload, "options": vars(args), "cpus": os.cpu_count(),
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "trials": trials, "summary": summary}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with atomic_write(args.output, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.output, report)
     print(f"wrote {args.output}")
     return report
 

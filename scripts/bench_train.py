@@ -25,7 +25,6 @@ Prints a table and writes JSON (``--output``, default bench_results/bench_train.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -36,7 +35,7 @@ import torch
 from ivid.cli import add_debug_option, run_cli
 from ivid.config import build, load_config
 from ivid.utils.device import resolve_device
-from ivid.utils.io import atomic_write
+from ivid.utils.run_record import write_json
 
 CONFIGS = {"tiny": "configs/tiny_uncond.json", "small": "configs/rgbd_singlecategory_adm_128_small.json",
            "large": "configs/rgbd_imagenet_adm_128_large_cfg.json"}
@@ -198,8 +197,7 @@ def main(args: argparse.Namespace) -> dict:
             for batch in sorted({args.batch_size, 4 * args.batch_size}):
                 results["warp"].append(bench_warp_device(args, data_dir, device, batch))
     print_table(results)
-    with atomic_write(args.output, "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(args.output, results)
     print(f"\nwrote {args.output}")
     return results
 
