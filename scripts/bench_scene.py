@@ -31,6 +31,7 @@ import torch
 
 from ivid.cli import add_debug_option, run_cli
 from ivid.errors import OptionError
+from ivid.model_loading import load_framework
 from ivid.sampling.multiview import MultiviewOptions, Timings, sample_multiview
 from ivid.sampling.precision import PRECISIONS, check_precision, master_weights_fp16, prepare_backbone
 from ivid.sampling.run import find_file
@@ -82,8 +83,6 @@ def _sync(device: torch.device) -> None:
 
 
 def _models(pair: str, device: torch.device, precision: str):
-    from ivid.model_loading import load_framework
-
     frameworks = [load_framework(find_file(c), None, device, use_fp16=master_weights_fp16(precision))
                   for c in PAIRS[pair]]
     for framework in frameworks:
