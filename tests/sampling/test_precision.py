@@ -2,7 +2,6 @@
 
 import json
 import os
-import pathlib
 import warnings
 
 import numpy as np
@@ -14,8 +13,6 @@ from ivid.sampling import precision as P
 from ivid.sampling.presets import resolve_request
 from ivid.scene import load_scene
 from repo_scripts import load_script
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _cli():
