@@ -49,14 +49,17 @@ SUBDIRS = ("grids", "conds", "results", "scenes")
 
 
 def run_dir_name(viewset_label: str, steps_uncond: int, steps_cond: int, guidance: float,
-                 input_image: Optional[str] = None, sampler: str = "auto") -> str:
+                 input_image: Optional[str] = None, sampler: str = "auto", precision: str = "fp32") -> str:
     """Folder name of a run (the reference's), e.g. ``viewset_3x9_steps_u1000_c50_guidance3.0``;
-    ``_sampler<name>`` is appended for a sampler other than ``auto``."""
+    ``_sampler<name>`` is appended for a sampler other than ``auto``, then ``_precision<name>`` for a
+    precision other than ``fp32`` (``ivid.sampling.precision``)."""
     tail = f"viewset_{viewset_label}_steps_u{steps_uncond}_c{steps_cond}_guidance{float(guidance)}"
     if input_image is not None:
         stem = os.path.splitext(os.path.basename(input_image))[0]
         tail = f"image_{stem}_viewset_{viewset_label}_steps_c{steps_cond}_guidance{float(guidance)}"
-    return tail if sampler == "auto" else f"{tail}_sampler{sampler}"
+    if sampler != "auto":
+        tail = f"{tail}_sampler{sampler}"
+    return tail if precision == "fp32" else f"{tail}_precision{precision}"
 
 
 def _rgb_u8(rgb01) -> np.ndarray:

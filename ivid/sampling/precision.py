@@ -37,7 +37,7 @@ import torch
 
 from ivid.errors import OptionError, one_line
 
-__all__ = ["PRECISIONS", "AUTOCAST_DTYPES", "check_precision", "master_weights_fp16", "run_dir_suffix",
+__all__ = ["PRECISIONS", "AUTOCAST_DTYPES", "check_precision", "master_weights_fp16",
            "autocast_forward", "uses_channels_last", "compile_forward", "prepare_backbone"]
 
 #: ``--precision`` choices; the first is the default
@@ -67,11 +67,6 @@ def master_weights_fp16(precision: str) -> Optional[bool]:
     """``use_fp16`` to load the models with: None (the config's choice) for ``fp32``, else False
     (float32 weights that autocast casts per operation)."""
     return None if precision == "fp32" else False
-
-
-def run_dir_suffix(precision: str) -> str:
-    """What the run folder's name gets for ``precision``: nothing for ``fp32``, else ``_precision<name>``."""
-    return "" if precision == "fp32" else f"_precision{precision}"
 
 
 def autocast_forward(forward: Callable[..., Any], precision: str, device_type: str,

@@ -33,7 +33,7 @@ from ivid.utils.seeds import MAX_SEEDS, parse_seeds, sample_generators
 from .image_to_3d import DEFAULT_MIDAS_CKPT, first_view_tensor, load_midas, photo_rgbd01
 from .multiview import MultiviewOptions, sample_multiview
 from .outputs import OutputWriter, run_dir_name
-from .precision import check_precision, master_weights_fp16, prepare_backbone, run_dir_suffix
+from .precision import check_precision, master_weights_fp16, prepare_backbone
 from .presets import PRESETS, resolve_request, setting
 from .plan import SampleJob, batched, parse_classes, plan_jobs, split_jobs
 from .run_folder import check_run_folder, output_settings, record_run
@@ -263,7 +263,7 @@ def _prepare(given: SampleRequest, device: torch.device) -> _Plan:
     ckpt_c = _resolve_ckpt(request.ckpt_cond, "--ckpt_cond") if need_c else None
     photo = _photo(request, cfg_c["backbone"]["args"]["image_size"], device) if image_mode else None
     name = run_dir_name(viewset.label, request.steps_uncond, request.steps_cond, request.guidance,
-                        request.input_image, request.sampler) + run_dir_suffix(request.precision)
+                        request.input_image, request.sampler, request.precision)
     run_dir = os.path.join(request.output_dir, name)
     settings = output_settings(request, classes_text, cfg_u, cfg_c, ckpt_u, ckpt_c, device.type)
     check_run_folder(run_dir, settings)

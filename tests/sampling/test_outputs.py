@@ -40,6 +40,11 @@ def test_run_dir_name():
     assert run_dir_name("3x9", 1000, 50, 3.0) == "viewset_3x9_steps_u1000_c50_guidance3.0"
     assert run_dir_name("random", 250, 10, 1) == "viewset_random_steps_u250_c10_guidance1.0"
     assert run_dir_name("3x9", 1000, 50, 3.0, "x/photo.jpg") == "image_photo_viewset_3x9_steps_c50_guidance3.0"
+    assert run_dir_name("3x9", 1000, 50, 3.0, precision="fp32") == "viewset_3x9_steps_u1000_c50_guidance3.0"
+    assert (run_dir_name("3x9", 1000, 50, 3.0, precision="bf16")
+            == "viewset_3x9_steps_u1000_c50_guidance3.0_precisionbf16")
+    assert (run_dir_name("3x9", 20, 10, 3.0, sampler="dpmpp_2m", precision="bf16")
+            == "viewset_3x9_steps_u20_c10_guidance3.0_samplerdpmpp_2m_precisionbf16")
 
 
 def test_3x9_files_and_grid_sizes(tmp_path):

@@ -33,7 +33,6 @@ def test_check_precision():
         P.check_precision("fp16", "cpu")
     with pytest.raises(OptionError, match="--precision 'fp8'"):
         P.check_precision("fp8", "cpu")
-    assert P.run_dir_suffix("fp32") == "" and P.run_dir_suffix("bf16") == "_precisionbf16"
     assert P.master_weights_fp16("fp32") is None and P.master_weights_fp16("bf16") is False
 
 
